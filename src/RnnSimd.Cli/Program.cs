@@ -1,0 +1,3 @@
+using RnnSimd.Cli;
+
+return Commands.Run(args);

@@ -1,0 +1,245 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace RnnSimd.Kernels;
+
+/// <summary>A register-blocked micro-kernel: C[MR x NR] = alpha * Apanel * Bpanel + beta * C (beta 0: C not read).</summary>
+internal interface IGemmMicroKernel
+{
+    static abstract int MR { get; }
+    static abstract int NR { get; }
+    static abstract unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta);
+}
+
+/// <summary>The scalar twin of the vector micro-kernels: same packing, same FMA chain per element.</summary>
+internal readonly struct ScalarMicroKernel : IGemmMicroKernel
+{
+    public static int MR => 4;
+    public static int NR => 8;
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    {
+        float* acc = stackalloc float[4 * 8];
+        new Span<float>(acc, 32).Clear();
+        for (int p = 0; p < kc; p++)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                float ai = a[i];
+                for (int j = 0; j < 8; j++) acc[i * 8 + j] = MathF.FusedMultiplyAdd(ai, b[j], acc[i * 8 + j]);
+            }
+            a += 4;
+            b += 8;
+        }
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 8; j++)
+                Gemm.WriteOut(ref c[i * ldc + j], acc[i * 8 + j], alpha, beta);
+    }
+}
+
+/// <summary>
+/// Row-major SGEMM, C = alpha * op(A) * op(B) + beta * C, in the GotoBLAS/BLIS structure: op(B) is packed in
+/// KC x NC panels (L3), op(A) in MC x KC blocks (L2), and a register-blocked micro-kernel computes MR x NR tiles
+/// from an A micro-panel and a B micro-panel (L1). Ragged edges are zero-padded in the packed panels; partial
+/// tiles are computed into a small buffer and then written out with the same arithmetic.
+/// Arithmetic contract (identical in every kernel set): each C element is, per k-block of <see cref="KBlock"/>,
+/// one sequential FMA chain over k starting from 0, written out as beta == 0 ? alpha*acc : fma(alpha, acc, beta*C),
+/// with beta = 1 after the first k-block.
+/// </summary>
+internal static class Gemm
+{
+    /// <summary>k-block size: part of the arithmetic contract, the same for every kernel set.</summary>
+    public const int KBlock = 256;
+    private const int MBlockTarget = 192;
+    private const int NBlockTarget = 4096;
+
+    [ThreadStatic] private static float[]? t_packA;
+    [ThreadStatic] private static float[]? t_packB;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WriteOut(ref float c, float acc, float alpha, float beta) =>
+        c = beta == 0f ? alpha * acc : MathF.FusedMultiplyAdd(alpha, acc, beta * c);
+
+    public static int MR(KernelIsa isa) => isa switch
+    {
+        KernelIsa.Avx512 => Avx512MicroKernel.MR,
+        KernelIsa.Avx2 => Avx2MicroKernel.MR,
+        _ => ScalarMicroKernel.MR,
+    };
+
+    public static int NR(KernelIsa isa) => isa switch
+    {
+        KernelIsa.Avx512 => Avx512MicroKernel.NR,
+        KernelIsa.Avx2 => Avx2MicroKernel.NR,
+        _ => ScalarMicroKernel.NR,
+    };
+
+    /// <summary>Validates a row-major operand of <paramref name="rows"/> x <paramref name="cols"/> with leading dimension ld.</summary>
+    public static void CheckMatrix(int length, int rows, int cols, int ld, string name, string ldName, string shape)
+    {
+        ThrowHelper.CheckNonNegative(rows, name);
+        if (rows == 0 || cols == 0) return;
+        if (ld < cols) ThrowHelper.Throw(ldName, $"{ldName} = {ld} is smaller than the row length of {name} ({shape}: {cols}).");
+        ThrowHelper.CheckAtLeast(length, (long)(rows - 1) * ld + cols, name, $"({shape}) rows {rows} x ld {ld}");
+    }
+
+    public static unsafe void Run(KernelIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, PackedGemmOperand? packedB,
+        float beta, Span<float> c, int ldc)
+    {
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            switch (isa)
+            {
+                case KernelIsa.Avx512:
+                    Run<Avx512MicroKernel>(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, packedB, beta, pc, ldc);
+                    break;
+                case KernelIsa.Avx2:
+                    Run<Avx2MicroKernel>(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, packedB, beta, pc, ldc);
+                    break;
+                default:
+                    Run<ScalarMicroKernel>(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, packedB, beta, pc, ldc);
+                    break;
+            }
+        }
+    }
+
+    private static int NBlock<TK>() where TK : IGemmMicroKernel => (NBlockTarget + TK.NR - 1) / TK.NR * TK.NR;
+    private static int MBlock<TK>() where TK : IGemmMicroKernel => (MBlockTarget + TK.MR - 1) / TK.MR * TK.MR;
+
+    private static unsafe void Run<TK>(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, PackedGemmOperand? packedB, float beta, float* c, int ldc)
+        where TK : IGemmMicroKernel
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) c[(nint)i * ldc + j] = beta == 0f ? 0f : beta * c[(nint)i * ldc + j];
+            return;
+        }
+        int mr = TK.MR, nr = TK.NR, mcMax = MBlock<TK>(), ncMax = NBlock<TK>();
+        float* bufA = PackBuffer(ref t_packA, mcMax * KBlock);
+        float* bufB = packedB is null ? PackBuffer(ref t_packB, ncMax * KBlock) : null;
+        float* tile = stackalloc float[TK.MR * TK.NR];
+        for (int jc = 0; jc < n; jc += ncMax)
+        {
+            int nc = Math.Min(ncMax, n - jc);
+            for (int pc = 0; pc < k; pc += KBlock)
+            {
+                int kc = Math.Min(KBlock, k - pc);
+                float betaBlock = pc == 0 ? beta : 1f;
+                float* pb;
+                if (packedB is null)
+                {
+                    PackB(transB, b, ldb, pc, jc, kc, nc, nr, bufB);
+                    pb = bufB;
+                }
+                else
+                {
+                    pb = packedB.Pointer + (nint)pc * packedB.PaddedCols + (nint)jc * kc;
+                }
+                for (int ic = 0; ic < m; ic += mcMax)
+                {
+                    int mc = Math.Min(mcMax, m - ic);
+                    PackA(transA, a, lda, ic, pc, mc, kc, mr, bufA);
+                    for (int jr = 0; jr < nc; jr += nr)
+                    {
+                        int nrEff = Math.Min(nr, nc - jr);
+                        float* bp = pb + (nint)jr * kc;
+                        for (int ir = 0; ir < mc; ir += mr)
+                        {
+                            int mrEff = Math.Min(mr, mc - ir);
+                            float* ap = bufA + (nint)ir * kc;
+                            float* cp = c + (nint)(ic + ir) * ldc + jc + jr;
+                            if (mrEff == mr && nrEff == nr)
+                            {
+                                TK.Run(kc, ap, bp, cp, ldc, alpha, betaBlock);
+                            }
+                            else
+                            {
+                                TK.Run(kc, ap, bp, tile, nr, 1f, 0f);
+                                for (int i = 0; i < mrEff; i++)
+                                    for (int j = 0; j < nrEff; j++)
+                                        WriteOut(ref cp[(nint)i * ldc + j], tile[i * nr + j], alpha, betaBlock);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>A 64-byte-aligned pinned per-thread buffer of at least <paramref name="floats"/> floats, grown on first use.</summary>
+    private static unsafe float* PackBuffer(ref float[]? buffer, int floats)
+    {
+        if (buffer is null || buffer.Length < floats + 16)
+            buffer = GC.AllocateUninitializedArray<float>(floats + 16, pinned: true);
+        float* p = (float*)Unsafe.AsPointer(ref buffer[0]);
+        return (float*)(((nint)p + 63) & ~(nint)63);
+    }
+
+    /// <summary>Packs op(A)[ic.., pc..] (mc x kc) into MR-row micro-panels: element (i, p) at p*MR + i; zero-padded.</summary>
+    private static unsafe void PackA(bool transA, float* a, int lda, int ic, int pc, int mc, int kc, int mr, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int rows = Math.Min(mr, mc - ir);
+            float* d = dst + (nint)ir * kc;
+            if (!transA)
+            {
+                for (int i = 0; i < rows; i++)
+                {
+                    float* src = a + (nint)(ic + ir + i) * lda + pc;
+                    for (int p = 0; p < kc; p++) d[p * mr + i] = src[p];
+                }
+            }
+            else
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = a + (nint)(pc + p) * lda + ic + ir;
+                    for (int i = 0; i < rows; i++) d[p * mr + i] = src[i];
+                }
+            }
+            for (int i = rows; i < mr; i++)
+                for (int p = 0; p < kc; p++) d[p * mr + i] = 0f;
+        }
+    }
+
+    /// <summary>Packs op(B)[pc.., jc..] (kc x nc) into NR-column micro-panels: element (p, j) at p*NR + j; zero-padded.</summary>
+    internal static unsafe void PackB(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst)
+    {
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            float* d = dst + (nint)jr * kc;
+            if (!transB)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = b + (nint)(pc + p) * ldb + jc + jr;
+                    float* dp = d + p * nr;
+                    int j = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                        for (; j <= cols - 8; j += 8) Vector256.Store(Vector256.Load(src + j), dp + j);
+                    for (; j < cols; j++) dp[j] = src[j];
+                    for (; j < nr; j++) dp[j] = 0f;
+                }
+            }
+            else
+            {
+                for (int j = 0; j < cols; j++)
+                {
+                    float* src = b + (nint)(jc + jr + j) * ldb + pc;
+                    for (int p = 0; p < kc; p++) d[p * nr + j] = src[p];
+                }
+                for (int j = cols; j < nr; j++)
+                    for (int p = 0; p < kc; p++) d[p * nr + j] = 0f;
+            }
+        }
+    }
+}
