@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -80,9 +81,19 @@ internal static class Gemm
     {
         ThrowHelper.CheckNonNegative(rows, name);
         if (rows == 0 || cols == 0) return;
-        if (ld < cols) ThrowHelper.Throw(ldName, $"{ldName} = {ld} is smaller than the row length of {name} ({shape}: {cols}).");
-        ThrowHelper.CheckAtLeast(length, (long)(rows - 1) * ld + cols, name, $"({shape}) rows {rows} x ld {ld}");
+        if (ld < cols) ThrowLeadingDimension(ld, cols, name, ldName, shape);
+        long required = (long)(rows - 1) * ld + cols;
+        if (length < required) ThrowTooShort(length, rows, cols, ld, required, name, shape);
     }
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowLeadingDimension(int ld, int cols, string name, string ldName, string shape) =>
+        throw new ArgumentException($"{ldName} = {ld} is smaller than the row length of {name} ({shape}: {cols}).", ldName);
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowTooShort(int length, int rows, int cols, int ld, long required, string name, string shape) =>
+        throw new ArgumentException(
+            $"{name} has {length} floats, expected at least (rows - 1) * ld + cols = ({rows} - 1) * {ld} + {cols} = {required} for {shape} = {rows} x {cols}.", name);
 
     public static unsafe void Run(KernelIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, PackedGemmOperand? packedB,
