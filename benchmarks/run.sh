@@ -20,7 +20,7 @@ artifacts=$(mktemp -d)
 mkdir -p "$out"
 
 export RNNSIMD_BENCH_MODE="$mode" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet run -c Release --project benchmarks/RnnSimd.Benchmarks -- --filter "$filter" --artifacts "$artifacts" --join=false
+dotnet run -c Release --project benchmarks/RnnSimd.Benchmarks -- --filter "$filter" --artifacts "$artifacts"
 
 cp "$artifacts"/results/*-report-github.md "$artifacts"/results/*-report-full.json "$out"/
 {
