@@ -1,0 +1,85 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace RnnSimd.Kernels;
+
+/// <summary>
+/// A vector width seen as "lanes": float (1 lane), Vector256 (8) or Vector512 (16). Fused multi-stream kernels
+/// (<see cref="ILaneKernel"/>) are written once, generic over this, and the driver <see cref="Lanes.For{TK}"/> runs
+/// them at the widest width the kernel set allows with a narrower-then-scalar tail, so the same IEEE operations are
+/// performed at every width.
+/// </summary>
+internal unsafe interface ILanes<TV> where TV : struct
+{
+    static abstract TV Load(float* p, nuint i);
+    static abstract void Store(TV v, float* p, nuint i);
+    static abstract TV Splat(float x);
+    static abstract TV Add(TV a, TV b);
+    static abstract TV Sub(TV a, TV b);
+    static abstract TV Mul(TV a, TV b);
+    /// <summary>a * b + c with one rounding.</summary>
+    static abstract TV Fma(TV a, TV b, TV c);
+    static abstract TV Apply<TOp>(TV x) where TOp : IUnaryOp;
+    static abstract TV Backward<TAct>(TV y, TV dy) where TAct : IActivation;
+}
+
+internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p, nuint i) => Vector512.Load(p + i);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> v, float* p, nuint i) => v.Store(p + i);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply<TOp>(Vector512<float> x) where TOp : IUnaryOp => TOp.Invoke(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Backward<TAct>(Vector512<float> y, Vector512<float> dy) where TAct : IActivation => TAct.Backward(y, dy);
+}
+
+internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p, nuint i) => Vector256.Load(p + i);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> v, float* p, nuint i) => v.Store(p + i);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply<TOp>(Vector256<float> x) where TOp : IUnaryOp => TOp.Invoke(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Backward<TAct>(Vector256<float> y, Vector256<float> dy) where TAct : IActivation => TAct.Backward(y, dy);
+}
+
+internal readonly unsafe struct Lanes1 : ILanes<float>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* p, nuint i) => p[i];
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float v, float* p, nuint i) => p[i] = v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Splat(float x) => x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sub(float a, float b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Mul(float a, float b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Fma(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply<TOp>(float x) where TOp : IUnaryOp => TOp.Invoke(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Backward<TAct>(float y, float dy) where TAct : IActivation => TAct.Backward(y, dy);
+}
+
+/// <summary>A fused kernel over several streams of floats, written once for every width.</summary>
+internal interface ILaneKernel
+{
+    /// <summary>Processes lanes [j, j + lane count of TL).</summary>
+    void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct;
+}
+
+/// <summary>The driver of <see cref="ILaneKernel"/>s: widest vectors first, then Vector256, then scalar lanes.</summary>
+internal static class Lanes
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void For<TK>(KernelIsa isa, int n, ref TK kernel) where TK : struct, ILaneKernel
+    {
+        nuint j = 0, count = (nuint)n;
+        if (isa == KernelIsa.Avx512)
+            for (; j + 16 <= count; j += 16) kernel.Run<Lanes512, Vector512<float>>(j);
+        if (isa >= KernelIsa.Avx2)
+            for (; j + 8 <= count; j += 8) kernel.Run<Lanes256, Vector256<float>>(j);
+        for (; j < count; j++) kernel.Run<Lanes1, float>(j);
+    }
+}

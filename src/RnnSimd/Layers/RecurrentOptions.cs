@@ -1,0 +1,97 @@
+namespace RnnSimd.Layers;
+
+/// <summary>The recurrent cell, with PyTorch's names in <see cref="RecurrentOptions.CellName"/>.</summary>
+public enum CellType
+{
+    /// <summary>Elman RNN with tanh: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).</summary>
+    RnnTanh,
+    /// <summary>Elman RNN with relu.</summary>
+    RnnRelu,
+    /// <summary>LSTM, gates i, f, g, o; optional projection.</summary>
+    Lstm,
+    /// <summary>GRU, gates r, z, n.</summary>
+    Gru,
+}
+
+/// <summary>
+/// The shape of a recurrent network, as PyTorch's torch.nn.RNN / LSTM / GRU constructors (batch_first = False).
+/// </summary>
+/// <param name="Cell">The cell type.</param>
+/// <param name="InputSize">Features per input step (I).</param>
+/// <param name="HiddenSize">Hidden units per direction (H).</param>
+/// <param name="NumLayers">Stacked layers (L).</param>
+/// <param name="Bidirectional">Whether each layer also runs backward in time (D = 2).</param>
+/// <param name="Bias">Whether b_ih and b_hh exist.</param>
+/// <param name="ProjSize">LSTM only: projection size P (h' = W_hr (o * tanh c')); 0 for none.</param>
+/// <param name="GruLinearBeforeReset">GRU only: true for PyTorch/cuDNN's n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); false for the original form n = tanh(W_in x + b_in + W_hn (r*h) + b_hn) (ONNX's default).</param>
+public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSize, int NumLayers = 1,
+    bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true)
+{
+    /// <summary>D: 2 when bidirectional, else 1.</summary>
+    public int Directions => Bidirectional ? 2 : 1;
+
+    /// <summary>Size of h (and of each direction's output): P with a projection, else H.</summary>
+    public int OutputHidden => ProjSize > 0 ? ProjSize : HiddenSize;
+
+    /// <summary>Gate blocks per cell: 1 (RNN), 4 (LSTM), 3 (GRU).</summary>
+    public int GateCount => Cell switch { CellType.Lstm => 4, CellType.Gru => 3, _ => 1 };
+
+    /// <summary>The cell's name in files and on the command line: rnn_tanh, rnn_relu, lstm, gru.</summary>
+    public string CellName => Cell switch
+    {
+        CellType.RnnTanh => "rnn_tanh",
+        CellType.RnnRelu => "rnn_relu",
+        CellType.Lstm => "lstm",
+        _ => "gru",
+    };
+
+    /// <summary>Parses a cell name (rnn_tanh, rnn_relu, lstm, gru).</summary>
+    /// <exception cref="ArgumentException">Unknown name.</exception>
+    public static CellType ParseCell(string name) => name switch
+    {
+        "rnn_tanh" or "rnn" => CellType.RnnTanh,
+        "rnn_relu" => CellType.RnnRelu,
+        "lstm" => CellType.Lstm,
+        "gru" => CellType.Gru,
+        _ => throw new ArgumentException($"unknown cell '{name}'; expected rnn_tanh, rnn_relu, lstm or gru.", nameof(name)),
+    };
+
+    /// <summary>Input features of layer <paramref name="layer"/>: I for layer 0, else D * OutputHidden.</summary>
+    public int LayerInput(int layer) => layer == 0 ? InputSize : Directions * OutputHidden;
+
+    /// <summary>Checks that every size is valid.</summary>
+    /// <exception cref="ArgumentException">A size is not positive, or a projection is asked of a cell other than LSTM or is not smaller than H.</exception>
+    public void Validate()
+    {
+        if (InputSize <= 0) throw new ArgumentException($"InputSize must be positive, got {InputSize}.", nameof(InputSize));
+        if (HiddenSize <= 0) throw new ArgumentException($"HiddenSize must be positive, got {HiddenSize}.", nameof(HiddenSize));
+        if (NumLayers <= 0) throw new ArgumentException($"NumLayers must be positive, got {NumLayers}.", nameof(NumLayers));
+        if (ProjSize < 0) throw new ArgumentException($"ProjSize must be non-negative, got {ProjSize}.", nameof(ProjSize));
+        if (ProjSize > 0 && Cell != CellType.Lstm) throw new ArgumentException("ProjSize is only supported by LSTM (as in PyTorch).", nameof(ProjSize));
+        if (ProjSize >= HiddenSize && ProjSize > 0) throw new ArgumentException($"ProjSize ({ProjSize}) must be smaller than HiddenSize ({HiddenSize}), as in PyTorch.", nameof(ProjSize));
+    }
+
+    /// <summary>The parameters in PyTorch's state_dict order, with their shapes.</summary>
+    public IReadOnlyList<(string Name, int[] Shape)> ParameterShapes()
+    {
+        Validate();
+        var list = new List<(string, int[])>();
+        int gh = GateCount * HiddenSize;
+        for (int l = 0; l < NumLayers; l++)
+        {
+            for (int d = 0; d < Directions; d++)
+            {
+                string sfx = $"_l{l}" + (d == 1 ? "_reverse" : "");
+                list.Add(("weight_ih" + sfx, [gh, LayerInput(l)]));
+                list.Add(("weight_hh" + sfx, [gh, OutputHidden]));
+                if (Bias)
+                {
+                    list.Add(("bias_ih" + sfx, [gh]));
+                    list.Add(("bias_hh" + sfx, [gh]));
+                }
+                if (ProjSize > 0) list.Add(("weight_hr" + sfx, [ProjSize, HiddenSize]));
+            }
+        }
+        return list;
+    }
+}
