@@ -8,26 +8,30 @@ namespace RnnSimd.Cli;
 /// <summary>The rnnsimd commands.</summary>
 internal static class Commands
 {
-    public static int Run(string[] args)
+    public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Runs a command with its output and error streams given (tests capture them).</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         try
         {
             string command = args.Length > 0 ? args[0] : "help";
             switch (command)
             {
-                case "info": return Info(Console.Out);
-                case "demo": return SelfCheck.Run(Console.Out);
+                case "info": return Info(output);
+                case "demo": return SelfCheck.Run(output);
+                case "inspect": return InspectCommand.Run(args.AsSpan(1), output, error);
                 case "help" or "--help" or "-h":
-                    Console.Out.WriteLine("usage: rnnsimd <command>\n  info   kernel set, CPU features, versions\n  demo   run the kernel self-check");
+                    output.WriteLine("usage: rnnsimd <command>\n  info   kernel set, CPU features, versions\n  demo   run the kernel self-check\n  inspect FILE.safetensors   metadata and tensors of a safetensors file");
                     return 0;
                 default:
-                    Console.Error.WriteLine($"rnnsimd: unknown command '{command}' (try 'rnnsimd help').");
+                    error.WriteLine($"rnnsimd: unknown command '{command}' (try 'rnnsimd help').");
                     return 2;
             }
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"rnnsimd: {e.Message}");
+            error.WriteLine($"rnnsimd: {e.Message}");
             return 1;
         }
     }
