@@ -21,8 +21,9 @@ internal static class Commands
                 case "info": return Info(output);
                 case "demo": return SelfCheck.Run(output);
                 case "inspect": return InspectCommand.Run(args.AsSpan(1), output, error);
+                case "grad": return GradCommand.Run(args.AsSpan(1), output, error);
                 case "help" or "--help" or "-h":
-                    output.WriteLine("usage: rnnsimd <command>\n  info   kernel set, CPU features, versions\n  demo   run the kernel self-check\n  inspect FILE.safetensors   metadata and tensors of a safetensors file");
+                    output.WriteLine("usage: rnnsimd <command>\n  info   kernel set, CPU features, versions\n  demo   run the kernel self-check\n  inspect FILE.safetensors   metadata and tensors of a safetensors file\n  grad --case CASE.safetensors --out RESULT.safetensors   forward + BPTT of a PyTorch parity case");
                     return 0;
                 default:
                     error.WriteLine($"rnnsimd: unknown command '{command}' (try 'rnnsimd help').");

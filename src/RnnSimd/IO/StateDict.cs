@@ -1,0 +1,99 @@
+using RnnSimd.Layers;
+
+namespace RnnSimd.IO;
+
+/// <summary>
+/// Moves a <see cref="RecurrentNetwork"/>'s parameters to and from safetensors files holding a PyTorch state_dict
+/// (what <c>safetensors.torch.save_file(model.state_dict(), path)</c> writes), under PyTorch's names and shapes.
+/// </summary>
+public static class StateDict
+{
+    /// <summary>
+    /// Loads every parameter of <paramref name="network"/> from <paramref name="file"/> (names prefixed by
+    /// <paramref name="prefix"/>, e.g. "rnn." for a submodule). Every name must be present with exactly the expected
+    /// shape; nothing is changed unless all are.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A name is missing or a shape differs; the message lists expected vs found.</exception>
+    public static void Load(RecurrentNetwork network, SafeTensorsFile file, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(file);
+        var problems = new List<string>();
+        foreach (var e in network.Parameters.Entries)
+        {
+            string name = prefix + e.Name;
+            if (!file.TryGetTensor(name, out var t))
+            {
+                problems.Add($"missing '{name}', expected shape {e.ShapeText}");
+                continue;
+            }
+            if (!t.Shape.SequenceEqual(e.Shape.Select(d => (long)d)))
+                problems.Add($"'{name}' has shape {t.ShapeString}, expected {e.ShapeText}");
+            else if (!t.DType.IsReadableAsFloat())
+                problems.Add($"'{name}' has dtype {t.DType.ToFormatString()}, expected F32, F64, F16 or BF16");
+        }
+        if (problems.Count > 0)
+            throw new InvalidDataException(
+                $"the file does not hold a {network.Options.CellName} state_dict of this shape: {string.Join("; ", problems)}.");
+        foreach (var e in network.Parameters.Entries) file.ReadFloats(prefix + e.Name, network.Parameters.View(e));
+        network.ParametersChanged();
+    }
+
+    /// <summary>The parameters as (name, shape, data) in state_dict order, for <see cref="SafeTensorsWriter"/>.</summary>
+    public static IEnumerable<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> Tensors(RecurrentNetwork network, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        foreach (var e in network.Parameters.Entries)
+            yield return (prefix + e.Name, e.Shape, network.Parameters.Data.AsMemory(e.Offset, e.Length));
+    }
+
+    /// <summary>Saves the parameters as an F32 state_dict (atomically), with the network's shape in the metadata.</summary>
+    public static void Save(RecurrentNetwork network, string path, IReadOnlyDictionary<string, string>? extraMetadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        var meta = Describe(network.Options);
+        if (extraMetadata is not null) foreach (var kv in extraMetadata) meta[kv.Key] = kv.Value;
+        SafeTensorsWriter.Write(path, Tensors(network), meta);
+    }
+
+    /// <summary>The options as string metadata (cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size, gru_linear_before_reset).</summary>
+    public static Dictionary<string, string> Describe(RecurrentOptions o) => new()
+    {
+        ["cell"] = o.CellName,
+        ["input_size"] = o.InputSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["hidden_size"] = o.HiddenSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["num_layers"] = o.NumLayers.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["bidirectional"] = o.Bidirectional ? "true" : "false",
+        ["bias"] = o.Bias ? "true" : "false",
+        ["proj_size"] = o.ProjSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["gru_linear_before_reset"] = o.GruLinearBeforeReset ? "true" : "false",
+    };
+
+    /// <summary>Reads options from metadata written by <see cref="Describe"/> (or a CASE file); absent optional keys take PyTorch's defaults.</summary>
+    /// <exception cref="InvalidDataException">A required key is missing or a value is malformed.</exception>
+    public static RecurrentOptions ReadOptions(IReadOnlyDictionary<string, string> meta)
+    {
+        string Req(string k) => meta.TryGetValue(k, out var v) ? v : throw new InvalidDataException($"metadata key '{k}' is missing.");
+        int Int(string k, int? dflt = null)
+        {
+            if (!meta.TryGetValue(k, out var v))
+                return dflt ?? throw new InvalidDataException($"metadata key '{k}' is missing.");
+            return int.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n)
+                ? n : throw new InvalidDataException($"metadata '{k}' = '{v}' is not a non-negative integer.");
+        }
+        bool Bool(string k, bool dflt) => !meta.TryGetValue(k, out var v) ? dflt : v switch
+        {
+            "true" or "True" or "1" => true,
+            "false" or "False" or "0" => false,
+            _ => throw new InvalidDataException($"metadata '{k}' = '{v}' is not true or false."),
+        };
+        CellType cell;
+        try { cell = RecurrentOptions.ParseCell(Req("cell")); }
+        catch (ArgumentException e) { throw new InvalidDataException(e.Message); }
+        var o = new RecurrentOptions(cell, Int("input_size"), Int("hidden_size"), Int("num_layers", 1),
+            Bool("bidirectional", false), Bool("bias", true), Int("proj_size", 0), Bool("gru_linear_before_reset", true));
+        try { o.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"invalid network shape in metadata: {e.Message}"); }
+        return o;
+    }
+}
