@@ -27,11 +27,11 @@ public sealed unsafe partial class RecurrentNetwork
         ArgumentNullException.ThrowIfNull(workspace);
         if (steps <= 0) throw new ArgumentOutOfRangeException(nameof(steps), steps, "steps (T) must be positive.");
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch (B) must be positive.");
-        Shapes.Check(input.Length, (long)steps * batch * I, nameof(input), $"(T, B, I) = ({steps}, {batch}, {I})");
-        Shapes.CheckOptional(h0.Length, (long)L * D * batch * Hout, nameof(h0), $"(L*D, B, Hout) = ({L * D}, {batch}, {Hout})");
+        Shapes.Check(input.Length, nameof(input), "(T, B, I)", steps, batch, I);
+        Shapes.Check(h0.Length, nameof(h0), "(L*D, B, Hout)", L * D, batch, Hout, optional: true);
         Shapes.CheckState(c0.Length, o, batch, nameof(c0));
-        Shapes.Check(output.Length, (long)steps * batch * D * Hout, nameof(output), $"(T, B, D*Hout) = ({steps}, {batch}, {D * Hout})");
-        Shapes.CheckOptional(hN.Length, (long)L * D * batch * Hout, nameof(hN), $"(L*D, B, Hout) = ({L * D}, {batch}, {Hout})");
+        Shapes.Check(output.Length, nameof(output), "(T, B, D*Hout)", steps, batch, D * Hout);
+        Shapes.Check(hN.Length, nameof(hN), "(L*D, B, Hout)", L * D, batch, Hout, optional: true);
         Shapes.CheckState(cN.Length, o, batch, nameof(cN));
         if (!workspace.Matches(o)) throw new ArgumentException("workspace was created for a network of another shape.", nameof(workspace));
         Shapes.CheckLengths(lengths, steps, batch);
@@ -126,11 +126,11 @@ public sealed unsafe partial class RecurrentNetwork
         var o = Options;
         int T = _lastSteps, B = _lastBatch, L = o.NumLayers, D = o.Directions, H = o.HiddenSize, Hout = o.OutputHidden, I = o.InputSize;
         int TB = T * B;
-        Shapes.Check(dOutput.Length, (long)TB * D * Hout, nameof(dOutput), $"(T, B, D*Hout) = ({T}, {B}, {D * Hout})");
-        Shapes.CheckOptional(dhN.Length, (long)L * D * B * Hout, nameof(dhN), $"(L*D, B, Hout) = ({L * D}, {B}, {Hout})");
+        Shapes.Check(dOutput.Length, nameof(dOutput), "(T, B, D*Hout)", T, B, D * Hout);
+        Shapes.Check(dhN.Length, nameof(dhN), "(L*D, B, Hout)", L * D, B, Hout, optional: true);
         Shapes.CheckState(dcN.Length, o, B, nameof(dcN));
-        Shapes.CheckOptional(dInput.Length, (long)TB * I, nameof(dInput), $"(T, B, I) = ({T}, {B}, {I})");
-        Shapes.CheckOptional(dh0.Length, (long)L * D * B * Hout, nameof(dh0), $"(L*D, B, Hout) = ({L * D}, {B}, {Hout})");
+        Shapes.Check(dInput.Length, nameof(dInput), "(T, B, I)", T, B, I, optional: true);
+        Shapes.Check(dh0.Length, nameof(dh0), "(L*D, B, Hout)", L * D, B, Hout, optional: true);
         Shapes.CheckState(dc0.Length, o, B, nameof(dc0));
         Prepare(B, backward: true);
 
@@ -191,6 +191,8 @@ public sealed unsafe partial class RecurrentNetwork
                     if (P > 0)
                     {
                         Copy(dh, w.DHs + row * P, B * P);
+                        for (int b = 0; b < B; b++) // a padded step's m is not part of the model: no dW_hr from it
+                            if (!Active(lengths, b, t)) Zero(w.DHs + (row + b) * P, P);
                         dm = w.DM;
                         RecurBack(B, dh, P, c.Whr, P, H, c.WhrN, dm, false);
                     }

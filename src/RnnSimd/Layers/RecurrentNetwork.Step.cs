@@ -27,8 +27,8 @@ public sealed unsafe partial class RecurrentNetwork
             throw new ArgumentException("state was created by another network; create one with this network's CreateState.", nameof(state));
         var o = Options;
         int B = state.Batch, I = o.InputSize, H = o.HiddenSize, Hout = o.OutputHidden;
-        Shapes.Check(input.Length, (long)B * I, nameof(input), $"(B, I) = ({B}, {I})");
-        Shapes.Check(output.Length, (long)B * Hout, nameof(output), $"(B, Hout) = ({B}, {Hout})");
+        Shapes.Check(input.Length, nameof(input), "(B, I)", B, I);
+        Shapes.Check(output.Length, nameof(output), "(B, Hout)", B, Hout);
         if (_preparedVersion != _version)
         {
             foreach (var c in _cells) c.RefreshBiases();

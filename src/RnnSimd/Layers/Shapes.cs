@@ -6,14 +6,18 @@ namespace RnnSimd.Layers;
 /// <summary>Shape validation with messages that name the argument and the expected shape.</summary>
 internal static class Shapes
 {
-    public static void Check(int actual, long expected, string name, string shape)
+    /// <summary>actual must be a*b*c; the message names the dimensions (e.g. "(T, B, I)") with their values.</summary>
+    public static void Check(int actual, string name, string dims, int a, int b, int c = 1, bool optional = false)
     {
-        if (actual != expected) Throw(actual, expected, name, shape, optional: false);
+        long expected = (long)a * b * c;
+        if (actual != expected && !(optional && actual == 0)) Throw(actual, name, dims, a, b, c, optional);
     }
 
-    public static void CheckOptional(int actual, long expected, string name, string shape)
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Throw(int actual, string name, string dims, int a, int b, int c, bool optional)
     {
-        if (actual != 0 && actual != expected) Throw(actual, expected, name, shape, optional: true);
+        string values = dims.Count(ch => ch == ',') == 1 ? $"({a}, {b})" : $"({a}, {b}, {c})";
+        Throw(actual, (long)a * b * c, name, $"{dims} = {values}", optional);
     }
 
     /// <summary>c0 / cN / dc0 / dcN: (L*D, B, H) for LSTM (or empty); must be empty for other cells.</summary>

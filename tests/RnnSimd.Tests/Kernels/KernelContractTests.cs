@@ -72,11 +72,8 @@ public class KernelContractTests
         var failures = new List<string>();
         foreach (var (name, call) in calls)
         {
-            call();
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 1000; i++) call();
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            if (allocated != 0) failures.Add($"{name}: {allocated} bytes in 1000 calls");
+            long[] windows = SteadyStateAllocations(call, 1000);
+            if (windows[^1] != 0) failures.Add($"{name}: {string.Join(", ", windows)} bytes in windows of 1000 calls");
         }
         Assert.True(failures.Count == 0, string.Join("; ", failures));
         GC.KeepAlive(sink);

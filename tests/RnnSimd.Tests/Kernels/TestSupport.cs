@@ -80,4 +80,25 @@ public static class TestSupport
     /// <summary>Runs a property check body, turning it into a FsCheck property with a readable label.</summary>
     public static Property Check<T>(Gen<T> gen, Action<T> body) =>
         Prop.ForAll(gen.ToArbitrary(), (T value) => body(value));
+
+    /// <summary>
+    /// Asserts that <paramref name="call"/> allocates nothing in steady state: after warm-up, a window of
+    /// <paramref name="calls"/> calls must allocate exactly 0 bytes on this thread. The runtime itself can allocate
+    /// on the calling thread once while it promotes freshly warmed-up methods to optimised code (tiered compilation,
+    /// seen only when other tests load the machine), so up to three windows are measured and the first one at 0
+    /// passes; an allocation of our own would show in every window. Returns the bytes of every window measured.
+    /// </summary>
+    public static long[] SteadyStateAllocations(Action call, int calls)
+    {
+        for (int i = 0; i < Math.Max(calls, 50); i++) call();
+        var windows = new List<long>();
+        for (int w = 0; w < 3; w++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < calls; i++) call();
+            windows.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            if (windows[^1] == 0) break;
+        }
+        return windows.ToArray();
+    }
 }

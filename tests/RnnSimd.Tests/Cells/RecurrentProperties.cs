@@ -1,0 +1,123 @@
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using RnnSimd.Kernels;
+using RnnSimd.Layers;
+using RnnSimd.Tests.Reference;
+using static RnnSimd.Tests.Kernels.TestSupport;
+
+namespace RnnSimd.Tests.Cells;
+
+/// <summary>
+/// Recurrent layers against the naive double oracle (<see cref="NaiveRecurrent"/>): forward outputs and states, and
+/// every gradient (parameters, input, h0, c0, with gradients flowing in from h_n and c_n too), for every cell type and
+/// option, at every kernel set, with sizes around vector boundaries.
+/// </summary>
+[Trait("Category", "Cells")]
+public class RecurrentProperties
+{
+    public sealed record Case(string Cell, bool Lbr, int Layers, bool Bidi, bool Bias, int Proj, int T, int B, int I, int H,
+        bool UseLengths, int Seed)
+    {
+        public RecurrentOptions Options => new(RecurrentOptions.ParseCell(Cell), I, H, Layers, Bidi, Bias, Proj, Lbr);
+        public RecurrentSpec Spec => new(Cell, I, H, Layers, Bidi, Bias, Proj, Lbr);
+    }
+
+    private static readonly int[] HiddenSizes = [1, 3, 7, 8, 15, 16, 17, 31, 33];
+    private static readonly int[] InputSizes = [1, 2, 7, 16, 17];
+
+    private static Gen<Case> Cases(Gen<string> cells) =>
+        from cell in cells
+        from lbr in Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from layers in Gen.Elements(1, 1, 2)
+        from bidi in ArbMap.Default.GeneratorFor<bool>()
+        from bias in Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from h in Gen.Elements(HiddenSizes)
+        from proj in cell == "lstm" && h > 1 ? Gen.Frequency((2, Gen.Constant(0)), (1, Gen.Choose(1, h - 1))) : Gen.Constant(0)
+        from t in Gen.Elements(1, 2, 3, 5)
+        from b in Gen.Elements(1, 1, 2, 3)
+        from i in Gen.Elements(InputSizes)
+        from lengths in Gen.Frequency((3, Gen.Constant(false)), (1, Gen.Constant(true)))
+        from seed in Seed
+        select new Case(cell, lbr, layers, bidi, bias, proj, t, b, i, h, lengths, seed);
+
+    /// <summary>
+    /// Tolerance per tensor: |a - e| &lt;= 1e-5 * max|e| + 1e-4 * |e|. Each value is a chain of float dot products of at
+    /// most I + H + D*Hout &lt;= 100 terms (relative error &lt;= 100 u = 6e-6 of the terms' magnitude) through up to 5
+    /// steps and 2 layers with Lipschitz-1 activations; cancellation makes small elements' relative error unbounded,
+    /// hence the absolute part scaled by the tensor's largest magnitude.
+    /// </summary>
+    private static void Close(string what, float[] actual, double[] expected)
+    {
+        double scale = expected.Length == 0 ? 0 : expected.Max(Math.Abs);
+        AssertClose(what, actual, expected, _ => 1e-5 * scale + 1e-30, 1e-4);
+    }
+
+    internal static void CheckCase(Case g, KernelSet set)
+    {
+        var o = g.Options;
+        var net = new RecurrentNetwork(o, (ulong)g.Seed, set);
+        var rng = new Random(g.Seed);
+        float[] R(int n) { var v = new float[n]; for (int k = 0; k < n; k++) v[k] = (float)(rng.NextDouble() * 2 - 1); return v; }
+        int L = o.NumLayers, D = o.Directions, Hout = o.OutputHidden, H = o.HiddenSize;
+        bool lstm = g.Cell == "lstm";
+        float[] x = R(g.T * g.B * g.I), h0 = R(L * D * g.B * Hout), c0 = lstm ? R(L * D * g.B * H) : [];
+        float[] target = R(g.T * g.B * D * Hout), targetHn = R(h0.Length), targetCn = lstm ? R(c0.Length) : [];
+        int[]? lengths = g.UseLengths ? Enumerable.Range(0, g.B).Select(_ => 1 + rng.Next(g.T)).ToArray() : null;
+
+        var parameters = net.Parameters.Entries.ToDictionary(e => e.Name, e => net.Parameters.View(e).ToArray().Select(v => (double)v).ToArray());
+        var oracle = new NaiveRecurrent(g.Spec, parameters).Run(D2(x), g.T, g.B, D2(h0), lstm ? D2(c0) : null, D2(target),
+            lengths, D2(targetHn), lstm ? D2(targetCn) : null);
+
+        var ws = net.CreateWorkspace(g.T, g.B);
+        float[] y = new float[target.Length], hN = new float[h0.Length], cN = new float[c0.Length];
+        net.Forward(x, g.T, g.B, h0, c0, y, hN, cN, ws, lengths);
+        string tag = $"{set} {g}";
+        Close($"output {tag}", y, oracle.Output);
+        Close($"h_n {tag}", hN, oracle.HN);
+        if (lstm) Close($"c_n {tag}", cN, oracle.CN!);
+
+        float[] dy = y.Select((v, k) => v - target[k]).ToArray();
+        float[] dhN = hN.Select((v, k) => v - targetHn[k]).ToArray();
+        float[] dcN = cN.Select((v, k) => v - targetCn[k]).ToArray();
+        float[] dx = new float[x.Length], dh0 = new float[h0.Length], dc0 = new float[c0.Length];
+        net.ZeroGradients();
+        net.Backward(ws, dy, dhN, dcN, dx, dh0, dc0);
+        Close($"grad.input {tag}", dx, oracle.GradInput);
+        Close($"grad.h0 {tag}", dh0, oracle.GradH0);
+        if (lstm) Close($"grad.c0 {tag}", dc0, oracle.GradC0!);
+        foreach (var e in net.Gradients.Entries)
+            Close($"grad.{e.Name} {tag}", net.Gradients.View(e).ToArray(), oracle.ParamGrads[e.Name]);
+    }
+
+    private static double[] D2(float[] v) => v.Select(f => (double)f).ToArray();
+
+    [Property(MaxTest = 40)]
+    public Property Lstm_matches_oracle() => Check(Cases(Gen.Constant("lstm")), g => { foreach (var s in Sets) CheckCase(g, s); });
+
+    [Property(MaxTest = 40)]
+    public Property Gru_both_forms_match_oracle() => Check(Cases(Gen.Constant("gru")), g => { foreach (var s in Sets) CheckCase(g, s); });
+
+    [Property(MaxTest = 40)]
+    public Property Rnn_tanh_and_relu_match_oracle() => Check(Cases(Gen.Elements("rnn_tanh", "rnn_relu")), g => { foreach (var s in Sets) CheckCase(g, s); });
+
+    /// <summary>Every kernel set follows the same arithmetic contract, so whole networks agree bitwise across sets.</summary>
+    [Property(MaxTest = 25)]
+    public Property Every_kernel_set_gives_bitwise_identical_forward_and_gradients() =>
+        Check(Cases(Gen.Elements("lstm", "gru", "rnn_tanh")), g =>
+        {
+            float[]? first = null;
+            foreach (var set in Sets)
+            {
+                var o = g.Options;
+                var net = new RecurrentNetwork(o, (ulong)g.Seed, set);
+                var rng = new Random(g.Seed);
+                float[] x = Data(g.Seed, g.T * g.B * g.I), y = new float[g.T * g.B * o.Directions * o.OutputHidden];
+                var ws = net.CreateWorkspace(g.T, g.B);
+                net.Forward(x, g.T, g.B, [], [], y, [], [], ws);
+                net.Backward(ws, y, [], [], [], [], []);
+                float[] all = [.. y, .. net.Gradients.Data];
+                if (first is null) first = all; else AssertBitwiseEqual($"{set} {g}", first, all);
+            }
+        });
+}
