@@ -35,3 +35,22 @@ public class KernelSetConfig : ManualConfig
         WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared));
     }
 }
+
+/// <summary>
+/// The workload benchmarks: the default (widest) kernel set only, MemoryDiagnoser on, GitHub markdown + full JSON.
+/// RNNSIMD_BENCH_MODE=quick shortens the runs.
+/// </summary>
+public class WorkloadConfig : ManualConfig
+{
+    public WorkloadConfig()
+    {
+        bool quick = Environment.GetEnvironmentVariable("RNNSIMD_BENCH_MODE") == "quick";
+        var job = Job.Default.WithId(KernelSet.Default.Name);
+        if (quick) job = job.WithWarmupCount(3).WithIterationCount(8).WithLaunchCount(1);
+        AddJob(job);
+        AddDiagnoser(MemoryDiagnoser.Default);
+        AddExporter(MarkdownExporter.GitHub, JsonExporter.Full);
+        AddColumn(StatisticColumn.Median, StatisticColumn.P95);
+        WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared));
+    }
+}

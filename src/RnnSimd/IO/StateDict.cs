@@ -28,7 +28,7 @@ public static class StateDict
                 continue;
             }
             if (!t.Shape.SequenceEqual(e.Shape.Select(d => (long)d)))
-                problems.Add($"'{name}' has shape {t.ShapeString}, expected {e.ShapeText}");
+                problems.Add($"'{name}' has shape ({string.Join(", ", t.Shape)}), expected {e.ShapeText}");
             else if (!t.DType.IsReadableAsFloat())
                 problems.Add($"'{name}' has dtype {t.DType.ToFormatString()}, expected F32, F64, F16 or BF16");
         }

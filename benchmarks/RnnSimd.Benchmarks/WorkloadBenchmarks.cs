@@ -1,0 +1,54 @@
+using BenchmarkDotNet.Attributes;
+using RnnSimd.Layers;
+
+namespace RnnSimd.Benchmarks;
+
+/// <summary>
+/// Inference workloads, float32, single thread, named as in the issue tracker:
+/// S1 stream-step: one step, batch 1, input 64, hidden 256, state carried from step to step.
+/// S2 seq-infer: batch 1, T = 128, input 64, hidden 256, one call.
+/// S3 batch-infer: T = 64, B = 32, input 65, hidden 256, one call.
+/// </summary>
+[Config(typeof(WorkloadConfig))]
+public class InferenceBenchmarks
+{
+    [Params("lstm", "gru", "rnn_tanh")]
+    public string Cell { get; set; } = "";
+
+    private RecurrentNetwork _s1 = null!, _s2 = null!, _s3 = null!;
+    private RecurrentState _state = null!;
+    private SequenceWorkspace _ws2 = null!, _ws3 = null!;
+    private float[] _x1 = [], _y1 = [], _x2 = [], _y2 = [], _x3 = [], _y3 = [], _h2 = [], _h3 = [];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var cell = RecurrentOptions.ParseCell(Cell);
+        _s1 = new RecurrentNetwork(new RecurrentOptions(cell, 64, 256), 1);
+        _state = _s1.CreateState(1);
+        _x1 = BenchData.Uniform(64, 2);
+        _y1 = new float[256];
+        _s2 = _s1;
+        _ws2 = _s2.CreateWorkspace(128, 1);
+        _x2 = BenchData.Uniform(128 * 64, 3);
+        _y2 = new float[128 * 256];
+        _h2 = new float[256];
+        _s3 = new RecurrentNetwork(new RecurrentOptions(cell, 65, 256), 4);
+        _ws3 = _s3.CreateWorkspace(64, 32);
+        _x3 = BenchData.Uniform(64 * 32 * 65, 5);
+        _y3 = new float[64 * 32 * 256];
+        _h3 = new float[32 * 256];
+    }
+
+    /// <summary>S1 stream-step.</summary>
+    [Benchmark(Description = "S1 stream-step")]
+    public void S1() => _s1.Step(_state, _x1, _y1);
+
+    /// <summary>S2 seq-infer.</summary>
+    [Benchmark(Description = "S2 seq-infer")]
+    public void S2() => _s2.Forward(_x2, 128, 1, [], [], _y2, _h2, [], _ws2);
+
+    /// <summary>S3 batch-infer.</summary>
+    [Benchmark(Description = "S3 batch-infer")]
+    public void S3() => _s3.Forward(_x3, 64, 32, [], [], _y3, _h3, [], _ws3);
+}
