@@ -179,16 +179,118 @@ internal static unsafe class Gemv
         }
     }
 
-    /// <summary>y (+)= W x for a row-major W (rows x cols, leading dimension ldw): one <see cref="ElementWise.Dot"/> per row.</summary>
+    /// <summary>
+    /// y (+)= W x for a row-major W (rows x cols, leading dimension ldw), each row under the <see cref="ElementWise.Dot"/>
+    /// contract (16 lanes, zero-padded last block, fixed pairwise lane tree), four rows at a time in the vector sets so
+    /// that each x block is loaded once; bitwise identical across sets.
+    /// </summary>
     public static void RowMajor(KernelIsa isa, int rows, int cols, ReadOnlySpan<float> w, int ldw, ReadOnlySpan<float> x,
         Span<float> y, bool accumulate)
     {
-        for (int r = 0; r < rows; r++)
+        int r = 0;
+        if (isa != KernelIsa.Scalar && cols > 0)
+        {
+            fixed (float* pw = w)
+            fixed (float* px = x)
+            fixed (float* py = y)
+            {
+                float* tail = stackalloc float[16];
+                int full = cols & ~15;
+                new Span<float>(tail, 16).Clear();
+                for (int c = full; c < cols; c++) tail[c - full] = px[c];
+                for (; r + 4 <= rows; r += 4)
+                {
+                    if (isa == KernelIsa.Avx512) Rows4x512(pw + (nint)r * ldw, ldw, px, tail, cols, py + r, accumulate);
+                    else Rows4x256(pw + (nint)r * ldw, ldw, px, tail, cols, py + r, accumulate);
+                }
+            }
+        }
+        for (; r < rows; r++)
         {
             float v = ElementWise.Dot(isa, w.Slice(r * ldw, cols), x);
             y[r] = accumulate ? y[r] + v : v;
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows4x512(float* w, int ldw, float* x, float* xTail, int cols, float* y, bool accumulate)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float* w1 = w + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+        int full = cols & ~15, c = 0;
+        for (; c < full; c += 16)
+        {
+            var xv = Vector512.Load(x + c);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + c), xv, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + c), xv, a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + c), xv, a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + c), xv, a3);
+        }
+        if (c < cols)
+        {
+            var xv = Vector512.Load(xTail);
+            a0 = Vector512.FusedMultiplyAdd(TailRow512(w + c, cols - c), xv, a0);
+            a1 = Vector512.FusedMultiplyAdd(TailRow512(w1 + c, cols - c), xv, a1);
+            a2 = Vector512.FusedMultiplyAdd(TailRow512(w2 + c, cols - c), xv, a2);
+            a3 = Vector512.FusedMultiplyAdd(TailRow512(w3 + c, cols - c), xv, a3);
+        }
+        Finish(Reduce(a0.GetLower() + a0.GetUpper()), y, accumulate);
+        Finish(Reduce(a1.GetLower() + a1.GetUpper()), y + 1, accumulate);
+        Finish(Reduce(a2.GetLower() + a2.GetUpper()), y + 2, accumulate);
+        Finish(Reduce(a3.GetLower() + a3.GetUpper()), y + 3, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows4x256(float* w, int ldw, float* x, float* xTail, int cols, float* y, bool accumulate)
+    {
+        Vector256<float> l0 = default, l1 = default, l2 = default, l3 = default, h0 = default, h1 = default, h2 = default, h3 = default;
+        float* w1 = w + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+        int full = cols & ~15, c = 0;
+        for (; c < full; c += 16)
+        {
+            var xl = Vector256.Load(x + c);
+            var xh = Vector256.Load(x + c + 8);
+            l0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + c), xl, l0); h0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + c + 8), xh, h0);
+            l1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + c), xl, l1); h1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + c + 8), xh, h1);
+            l2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + c), xl, l2); h2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + c + 8), xh, h2);
+            l3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + c), xl, l3); h3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + c + 8), xh, h3);
+        }
+        if (c < cols)
+        {
+            int n = cols - c;
+            var xl = Vector256.Load(xTail);
+            var xh = Vector256.Load(xTail + 8);
+            var t = TailRow512(w + c, n); l0 = Vector256.FusedMultiplyAdd(t.GetLower(), xl, l0); h0 = Vector256.FusedMultiplyAdd(t.GetUpper(), xh, h0);
+            t = TailRow512(w1 + c, n); l1 = Vector256.FusedMultiplyAdd(t.GetLower(), xl, l1); h1 = Vector256.FusedMultiplyAdd(t.GetUpper(), xh, h1);
+            t = TailRow512(w2 + c, n); l2 = Vector256.FusedMultiplyAdd(t.GetLower(), xl, l2); h2 = Vector256.FusedMultiplyAdd(t.GetUpper(), xh, h2);
+            t = TailRow512(w3 + c, n); l3 = Vector256.FusedMultiplyAdd(t.GetLower(), xl, l3); h3 = Vector256.FusedMultiplyAdd(t.GetUpper(), xh, h3);
+        }
+        Finish(Reduce(l0 + h0), y, accumulate);
+        Finish(Reduce(l1 + h1), y + 1, accumulate);
+        Finish(Reduce(l2 + h2), y + 2, accumulate);
+        Finish(Reduce(l3 + h3), y + 3, accumulate);
+    }
+
+    /// <summary>The last, partial 16-float block of a row, zero-padded (reads only the n valid floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> TailRow512(float* p, int n)
+    {
+        float* t = stackalloc float[16];
+        for (int i = 0; i < 16; i++) t[i] = i < n ? p[i] : 0f;
+        return Vector512.Load(t);
+    }
+
+    /// <summary>The Dot lane tree from 8 lanes: (l + l+4), then (l + l+2), then (l + l+1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Reduce(Vector256<float> v)
+    {
+        var q = v.GetLower() + v.GetUpper();
+        float a = q.GetElement(0) + q.GetElement(2), b = q.GetElement(1) + q.GetElement(3);
+        return a + b;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish(float v, float* y, bool accumulate) => *y = accumulate ? *y + v : v;
 
     /// <summary>x (+)= W^T y for a row-major W (rows x cols): x[c] is one FMA chain over rows in order.</summary>
     public static void Transposed(KernelIsa isa, int rows, int cols, ReadOnlySpan<float> w, int ldw, ReadOnlySpan<float> y,

@@ -114,11 +114,13 @@ public sealed unsafe partial class RecurrentNetwork
     /// t = T-1 ... 0. Gradients of every parameter are ACCUMULATED into <see cref="Gradients"/>; the gradients of the
     /// input, h0 and c0 are written. dOutput: (T, B, D*Hout) = dL/doutput. dhN, dcN: dL/dh_n, dL/dc_n, or empty for
     /// zero. dInput: (T, B, I); dh0: (L*D, B, Hout); dc0: (L*D, B, H) (LSTM); each may be empty to skip.
+    /// dHidden, optional (T, B, D*Hout): receives dL/dh_t of the top layer at every step (the gradient arriving at each
+    /// hidden state from the output and from later steps), e.g. to show how it vanishes over time.
     /// </summary>
     /// <exception cref="ArgumentException">A length does not match the recorded forward's shape.</exception>
     /// <exception cref="InvalidOperationException">No forward was recorded in this workspace.</exception>
     public void Backward(SequenceWorkspace workspace, ReadOnlySpan<float> dOutput, ReadOnlySpan<float> dhN, ReadOnlySpan<float> dcN,
-        Span<float> dInput, Span<float> dh0, Span<float> dc0)
+        Span<float> dInput, Span<float> dh0, Span<float> dc0, Span<float> dHidden = default)
     {
         ArgumentNullException.ThrowIfNull(workspace);
         if (!ReferenceEquals(workspace, _lastWorkspace))
@@ -132,6 +134,7 @@ public sealed unsafe partial class RecurrentNetwork
         Shapes.Check(dInput.Length, nameof(dInput), "(T, B, I)", T, B, I, optional: true);
         Shapes.Check(dh0.Length, nameof(dh0), "(L*D, B, Hout)", L * D, B, Hout, optional: true);
         Shapes.CheckState(dc0.Length, o, B, nameof(dc0));
+        Shapes.Check(dHidden.Length, nameof(dHidden), "(T, B, D*Hout)", T, B, D * Hout, optional: true);
         Prepare(B, backward: true);
 
         var ws = workspace;
@@ -144,10 +147,10 @@ public sealed unsafe partial class RecurrentNetwork
             for (int d = 0; d < D; d++)
             {
                 int idx = l * D + d;
-                fixed (float* dhNp = dhN, dcNp = dcN)
+                fixed (float* dhNp = dhN, dcNp = dcN, dHid = dHidden)
                     BackwardDirection(_cells[idx], ws.Dirs[idx], T, B, ws.DLayerOut[l],
                         dhN.IsEmpty ? null : dhNp + (long)idx * B * Hout, dcN.IsEmpty ? null : dcNp + (long)idx * B * H,
-                        l == 0 ? ws.Input : ws.LayerOut[l - 1], dX, ws.DXTemp);
+                        l == 0 ? ws.Input : ws.LayerOut[l - 1], dX, ws.DXTemp, l == L - 1 && !dHidden.IsEmpty ? dHid : null);
                 var w = ws.Dirs[idx];
                 if (!dh0.IsEmpty) S(w.DHCarry, B * Hout).CopyTo(dh0.Slice(idx * B * Hout, B * Hout));
                 if (!dc0.IsEmpty) S(w.DC, B * H).CopyTo(dc0.Slice(idx * B * H, B * H));
@@ -157,7 +160,7 @@ public sealed unsafe partial class RecurrentNetwork
     }
 
     private void BackwardDirection(DirectionalCell c, SequenceWorkspace.Dir w, int T, int B, float* dY, float* dhN, float* dcN,
-        float* x, float* dX, float* dxTemp)
+        float* x, float* dX, float* dxTemp, float* dHidden)
     {
         var isa = Kernels.Isa;
         int H = c.H, Hout = c.Hout, GH = c.GH, In = c.In, P = c.P, D = Options.Directions, d = c.Direction;
@@ -182,6 +185,7 @@ public sealed unsafe partial class RecurrentNetwork
                     Kernels.Map<AddOp>(S(carry + b * Hout, Hout), S(dY + ((long)t * B + b) * D * Hout + d * Hout, Hout), S(dh + b * Hout, Hout));
                 else
                     Copy(carry + b * Hout, dh + b * Hout, Hout);
+                if (dHidden is not null) Copy(dh + b * Hout, dHidden + ((long)t * B + b) * D * Hout + d * Hout, Hout);
             }
             switch (c.Cell)
             {

@@ -75,14 +75,16 @@ public class GemvProperties
     {
         float[] w = Data(g.Seed, g.Rows * g.Ld), x = Data(g.Seed + 1, g.Cols), yv = Data(g.Seed + 2, g.Rows);
         var packed = new PackedGemvMatrix(g.Rows, g.Cols, w, g.Ld);
-        float[]? firstY = null, firstX = null, firstDot = null;
+        float[]? firstY = null, firstX = null, firstDot = null, firstRow = null;
         foreach (var set in Sets)
         {
-            float[] y = (float[])yv.Clone(), xt = (float[])x.Clone();
+            float[] y = (float[])yv.Clone(), xt = (float[])x.Clone(), yr = (float[])yv.Clone();
             set.Gemv(packed, x, y, g.Accumulate);
+            set.Gemv(g.Rows, g.Cols, w, g.Ld, x, yr, g.Accumulate);
             set.GemvTransposed(g.Rows, g.Cols, w, g.Ld, yv, xt, g.Accumulate);
             float[] dot = [set.Dot(w.AsSpan(0, g.Cols), x)];
-            if (firstY is null) { firstY = y; firstX = xt; firstDot = dot; continue; }
+            if (firstY is null) { firstY = y; firstX = xt; firstDot = dot; firstRow = yr; continue; }
+            AssertBitwiseEqual($"row-major {set} {g}", firstRow!, yr);
             AssertBitwiseEqual($"packed {set} {g}", firstY, y);
             AssertBitwiseEqual($"transposed {set} {g}", firstX!, xt);
             AssertBitwiseEqual($"dot {set} {g}", firstDot!, dot);
