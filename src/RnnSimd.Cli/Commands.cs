@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -5,37 +6,65 @@ using RnnSimd.Kernels;
 
 namespace RnnSimd.Cli;
 
-/// <summary>The rnnsimd commands.</summary>
-internal static class Commands
+/// <summary>The rnnsimd command line (System.CommandLine). Bad arguments and files give one line on stderr and a non-zero exit code.</summary>
+internal static partial class Commands
 {
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>Runs a command with its output and error streams given (tests capture them).</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
+        var root = Build(output, error);
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            error.WriteLine($"rnnsimd: {parsed.Errors[0].Message} ({Usage(parsed.CommandResult.Command)})");
+            return 2;
+        }
         try
         {
-            string command = args.Length > 0 ? args[0] : "help";
-            switch (command)
-            {
-                case "info": return Info(output);
-                case "demo": return SelfCheck.Run(output);
-                case "inspect": return InspectCommand.Run(args.AsSpan(1), output, error);
-                case "grad": return GradCommand.Run(args.AsSpan(1), output, error);
-                case "help" or "--help" or "-h":
-                    output.WriteLine("usage: rnnsimd <command>\n  info   kernel set, CPU features, versions\n  demo   run the kernel self-check\n  inspect FILE.safetensors   metadata and tensors of a safetensors file\n  grad --case CASE.safetensors --out RESULT.safetensors   forward + BPTT of a PyTorch parity case");
-                    return 0;
-                default:
-                    error.WriteLine($"rnnsimd: unknown command '{command}' (try 'rnnsimd help').");
-                    return 2;
-            }
+            return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException
+                                      or NotSupportedException or InvalidOperationException or KeyNotFoundException)
         {
             error.WriteLine($"rnnsimd: {e.Message}");
             return 1;
         }
     }
+
+    private static string Usage(Command c) => c.Name switch
+    {
+        "inspect" => InspectCommand.Usage,
+        "grad" => "usage: rnnsimd grad --case CASE.safetensors --out RESULT.safetensors",
+        _ when c is RootCommand => "usage: rnnsimd <info|demo|train|sample|inspect|grad> [options]; see rnnsimd --help",
+        _ => $"usage: see rnnsimd {c.Name} --help",
+    };
+
+    private static RootCommand Build(TextWriter o, TextWriter e)
+    {
+        var root = new RootCommand("RnnSimd: SIMD recurrent networks (RNN, LSTM, GRU) for .NET.");
+
+        var info = new Command("info", "Active kernel set, what the CPU and runtime support, versions.");
+        info.SetAction(_ => Info(o));
+        root.Subcommands.Add(info);
+
+        var inspectFile = new Argument<string>("file") { Description = "A .safetensors file." };
+        var inspect = new Command("inspect", "Tensors, dtypes, shapes and metadata of a safetensors file.") { inspectFile };
+        inspect.SetAction(pr => InspectCommand.Run([pr.GetValue(inspectFile)!], o, e));
+        root.Subcommands.Add(inspect);
+
+        var caseOpt = new Option<string>("--case") { Description = "CASE.safetensors: state_dict, input, h0, [c0], target and metadata.", Required = true };
+        var outOpt = new Option<string>("--out") { Description = "RESULT.safetensors to write.", Required = true };
+        var grad = new Command("grad", "PyTorch parity: forward + full BPTT of 0.5*sum((output-target)^2) for a case file.") { caseOpt, outOpt };
+        grad.SetAction(pr => GradCommand.Run(["--case", pr.GetValue(caseOpt)!, "--out", pr.GetValue(outOpt)!], o, e));
+        root.Subcommands.Add(grad);
+
+        AddTrainingCommands(root, o, e);
+        return root;
+    }
+
+    static partial void AddTrainingCommands(RootCommand root, TextWriter o, TextWriter e);
 
     public static int Info(TextWriter o)
     {
