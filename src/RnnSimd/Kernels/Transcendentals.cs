@@ -266,3 +266,63 @@ public readonly struct SigmoidOp : IActivation
     /// <inheritdoc />
     public static Vector512<float> Backward(Vector512<float> y, Vector512<float> dy) => y * (Vector512<float>.One - y) * dy;
 }
+
+/// <summary>
+/// f(x) = e^x, for softmax. Normal results are rounded once (in the FMA that forms e^r) and then scaled exactly.
+/// Measured against Math.Exp by tests/RnnSimd.Tests/Kernels/ExpOpAccuracyTests.cs (every 64th
+/// bit pattern plus edges, 6.7e7 inputs, avx512 / avx2 / scalar agreeing bitwise; AMD EPYC, .NET 10): max relative
+/// error 7.55e-8 (1.27 u, u = 2^-24) at x = -26.708008; results below 2^-126 are gradual subnormals within 1.12e-45
+/// (0.8 subnormal step). e^x = 0 for x &lt;= -104 (true value below 2^-150), +Inf above ln(float.MaxValue) = 88.7228,
+/// e^0 = 1 exactly, e^-Inf = 0, NaN in gives NaN out.
+/// </summary>
+/// <remarks>
+/// x is clamped to [-104, 88.75] (exact saturation at both ends: e^-104 rounds to 0, e^88.75 overflows), split by
+/// <see cref="ExpSplit"/> into e^r 2^n with n in [-150, 128], and scaled by 2^n in two exact halves 2^(n>>1) and
+/// 2^(n - (n>>1)), each in [2^-75, 2^64] and so a normal float: the first multiply is exact, the second rounds once
+/// (which is the correct gradual underflow below 2^-126 and the correct overflow to +Inf).
+/// </remarks>
+internal readonly struct ExpOp : IUnaryOp
+{
+    private const float Low = -104f;
+    private const float High = 88.75f;
+
+    /// <inheritdoc />
+    public static float Invoke(float x)
+    {
+        float t = x < Low ? Low : x;
+        t = t > High ? High : t;
+        float q = ExpSplit.Split(t, out float r, out int kBits);
+        int n = kBits - ExpSplit.ShifterBits, n1 = n >> 1;
+        float s1 = BitConverter.Int32BitsToSingle(ExpSplit.OneBits + (n1 << 23));
+        float s2 = BitConverter.Int32BitsToSingle(ExpSplit.OneBits + ((n - n1) << 23));
+        return MathF.FusedMultiplyAdd(q, r, 1f) * s1 * s2;
+    }
+
+    /// <inheritdoc />
+    public static Vector256<float> Invoke(Vector256<float> x)
+    {
+        var t = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(Low)), Vector256.Create(Low), x);
+        t = Vector256.ConditionalSelect(Vector256.GreaterThan(t, Vector256.Create(High)), Vector256.Create(High), t);
+        var q = ExpSplit.Split(t, out var r, out var kBits);
+        var n = kBits - Vector256.Create(ExpSplit.ShifterBits);
+        var n1 = Vector256.ShiftRightArithmetic(n, 1);
+        var one = Vector256.Create(ExpSplit.OneBits);
+        var s1 = (one + Vector256.ShiftLeft(n1, 23)).AsSingle();
+        var s2 = (one + Vector256.ShiftLeft(n - n1, 23)).AsSingle();
+        return Vector256.FusedMultiplyAdd(q, r, Vector256<float>.One) * s1 * s2;
+    }
+
+    /// <inheritdoc />
+    public static Vector512<float> Invoke(Vector512<float> x)
+    {
+        var t = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(Low)), Vector512.Create(Low), x);
+        t = Vector512.ConditionalSelect(Vector512.GreaterThan(t, Vector512.Create(High)), Vector512.Create(High), t);
+        var q = ExpSplit.Split(t, out var r, out var kBits);
+        var n = kBits - Vector512.Create(ExpSplit.ShifterBits);
+        var n1 = Vector512.ShiftRightArithmetic(n, 1);
+        var one = Vector512.Create(ExpSplit.OneBits);
+        var s1 = (one + Vector512.ShiftLeft(n1, 23)).AsSingle();
+        var s2 = (one + Vector512.ShiftLeft(n - n1, 23)).AsSingle();
+        return Vector512.FusedMultiplyAdd(q, r, Vector512<float>.One) * s1 * s2;
+    }
+}
