@@ -1,4 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using RnnSimd.Layers;
+using RnnSimd.Memory;
+using RnnSimd.Training;
 
 namespace RnnSimd.Cli;
 
@@ -6,8 +11,172 @@ internal static partial class Commands
 {
     static partial void AddTrainingCommands(RootCommand root, TextWriter o, TextWriter e)
     {
-        var demo = new Command("demo", "Kernel self-check (the training demo replaces it).");
-        demo.SetAction(_ => SelfCheck.Run(o));
+        // demo
+        var outDir = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "demo-out" };
+        var steps = new Option<int?>("--steps") { Description = "Training steps per cell (default 1500; 150 with --quick)." };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Sequence length T (default 100; 30 with --quick)." };
+        var quick = new Option<bool>("--quick") { Description = "A small, fast run (CI smoke test)." };
+        var demo = new Command("demo", "Train a tanh RNN, an LSTM and a GRU on the adding problem side by side: the vanishing-gradient lesson.")
+            { outDir, steps, seqLen, quick };
+        demo.SetAction(pr =>
+        {
+            bool q = pr.GetValue(quick);
+            return DemoCommand.Run(pr.GetValue(outDir)!, pr.GetValue(steps) ?? (q ? 150 : 1500), pr.GetValue(seqLen) ?? (q ? 30 : 100), q, o);
+        });
         root.Subcommands.Add(demo);
+
+        // train
+        var task = new Argument<string>("task") { Description = "adding, copy or charlm." };
+        task.AcceptOnlyFromAmong("adding", "copy", "charlm");
+        var text = new Option<string?>("--text") { Description = "UTF-8 text file (charlm)." };
+        var cell = new Option<string>("--cell") { Description = "lstm, gru, rnn_tanh or rnn_relu.", DefaultValueFactory = _ => "lstm" };
+        cell.AcceptOnlyFromAmong("lstm", "gru", "rnn_tanh", "rnn_relu");
+        var hidden = new Option<int>("--hidden") { DefaultValueFactory = _ => 128, Description = "Hidden units." };
+        var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 1, Description = "Stacked layers." };
+        var tSeq = new Option<int>("--seq-len") { DefaultValueFactory = _ => 100, Description = "T (adding), delay (copy), BPTT chunk (charlm)." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32, Description = "Batch size." };
+        var optimizer = new Option<string>("--optimizer") { DefaultValueFactory = _ => "adam", Description = "sgd, adagrad, rmsprop, adam, adamw." };
+        optimizer.AcceptOnlyFromAmong("sgd", "adagrad", "rmsprop", "adam", "adamw");
+        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 2e-3f, Description = "Learning rate." };
+        var clip = new Option<float>("--clip") { DefaultValueFactory = _ => 1f, Description = "Global gradient-norm clip (0: none)." };
+        var schedule = new Option<string>("--schedule") { DefaultValueFactory = _ => "constant", Description = "constant, step or cosine." };
+        schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 0, Description = "Linear warm-up steps." };
+        var nSteps = new Option<int>("--steps") { DefaultValueFactory = _ => 1000, Description = "Training steps." };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL, Description = "Seed." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint file (written every --every steps and at the end)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from --checkpoint." };
+        var every = new Option<int>("--every") { DefaultValueFactory = _ => 200, Description = "Validate and checkpoint every N steps." };
+        var train = new Command("train", "Train on a task with progress, periodic validation and checkpoints.")
+            { task, text, cell, hidden, layers, tSeq, batch, optimizer, lr, clip, schedule, warmup, nSteps, seed, checkpoint, resume, every };
+        train.SetAction(pr =>
+        {
+            var kind = TrainingConfig.ParseTask(pr.GetValue(task)!);
+            string? textPath = pr.GetValue(text);
+            CharCorpus? corpus = null;
+            if (kind == TaskKind.CharLm)
+            {
+                if (textPath is null) throw new ArgumentException("charlm needs --text FILE.");
+                corpus = CharCorpus.FromFile(textPath);
+            }
+            string? ckpt = pr.GetValue(checkpoint);
+            Trainer trainer;
+            if (pr.GetValue(resume))
+            {
+                if (ckpt is null) throw new ArgumentException("--resume needs --checkpoint FILE.");
+                trainer = Trainer.Resume(ckpt, corpus);
+                o.WriteLine($"resumed {ckpt} at step {trainer.StepCount}");
+            }
+            else
+            {
+                var config = new TrainingConfig(kind, RecurrentOptions.ParseCell(pr.GetValue(cell)!), pr.GetValue(hidden), pr.GetValue(layers),
+                    pr.GetValue(tSeq), pr.GetValue(batch), pr.GetValue(optimizer)!, pr.GetValue(lr), pr.GetValue(clip), false,
+                    pr.GetValue(schedule)!, pr.GetValue(warmup), pr.GetValue(nSteps), pr.GetValue(seed));
+                trainer = new Trainer(config, corpus);
+            }
+            return TrainLoop(trainer, pr.GetValue(nSteps), pr.GetValue(every), ckpt, o, e);
+        });
+        root.Subcommands.Add(train);
+
+        // sample
+        var sCkpt = new Option<string>("--checkpoint") { Description = "A charlm checkpoint.", Required = true };
+        var prime = new Option<string>("--prime") { DefaultValueFactory = _ => "\n", Description = "Priming text." };
+        var length = new Option<int>("--length") { DefaultValueFactory = _ => 500, Description = "Characters to sample." };
+        var temperature = new Option<float>("--temperature") { DefaultValueFactory = _ => 0.8f, Description = "Sampling temperature (> 0)." };
+        var sSeed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL, Description = "Seed." };
+        var sample = new Command("sample", "Sample text from a character-LM checkpoint.") { sCkpt, prime, length, temperature, sSeed };
+        sample.SetAction(pr => Sampler.Run(pr.GetValue(sCkpt)!, pr.GetValue(prime)!, pr.GetValue(length), pr.GetValue(temperature), pr.GetValue(sSeed), o));
+        root.Subcommands.Add(sample);
+    }
+
+    private static int TrainLoop(Trainer trainer, int steps, int every, string? checkpoint, TextWriter o, TextWriter e)
+    {
+        var c = trainer.Config;
+        string metric = c.Task == TaskKind.Adding ? "MSE" : c.Task == TaskKind.Copy ? "CE/step" : "nats/char";
+        o.WriteLine($"{c.TaskName}: {c.Cell} hidden {c.Hidden} x{c.Layers}, T {c.SeqLen}, batch {c.Batch}, {c.Optimizer} lr {c.LearningRate.ToString(CultureInfo.InvariantCulture)}, kernels {trainer.Network.Kernels.Name}");
+        if (c.Task == TaskKind.Adding) o.WriteLine($"baseline MSE {AddingProblem.BaselineMse:F4}");
+        if (c.Task == TaskKind.Copy) o.WriteLine($"baseline CE/step {new CopyMemory(c.SeqLen).BaselineCrossEntropy:F4}");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        double window = 0;
+        int inWindow = 0;
+        while (trainer.StepCount < steps)
+        {
+            StepReport r;
+            try
+            {
+                r = trainer.Step();
+            }
+            catch (TrainingDivergedException ex)
+            {
+                e.WriteLine($"rnnsimd: training stopped: {ex.Message} The last checkpoint{(checkpoint is null ? "" : $" ({checkpoint})")} is left as it was.");
+                return 3;
+            }
+            window += r.Loss;
+            inWindow++;
+            if (r.Step % every == 0 || r.Step == steps)
+            {
+                double val = trainer.Evaluate();
+                o.WriteLine($"step {r.Step,6}  train {window / inWindow:F4}  held-out {metric} {val:F4}  |g| {r.GradientNorm:F3}  lr {r.LearningRate:G3}  {r.Step / sw.Elapsed.TotalSeconds:F1} steps/s");
+                window = 0;
+                inWindow = 0;
+                if (checkpoint is not null) trainer.SaveCheckpoint(checkpoint);
+            }
+        }
+        return 0;
+    }
+}
+
+/// <summary>Sampling from a character LM checkpoint with temperature and a priming string (streaming steps, batch 1).</summary>
+internal static class Sampler
+{
+    public static int Run(string checkpoint, string prime, int length, float temperature, ulong seed, TextWriter o)
+    {
+        if (!(temperature > 0)) throw new ArgumentException($"--temperature must be positive, got {temperature}.");
+        if (length < 0) throw new ArgumentException($"--length must be non-negative, got {length}.");
+        var file = RnnSimd.IO.SafeTensorsFile.Read(checkpoint);
+        if (!file.Metadata.TryGetValue("task", out var task) || task != "charlm" || !file.Metadata.TryGetValue("vocabulary", out var vocabText))
+            throw new InvalidDataException($"{checkpoint} is not a character-LM checkpoint.");
+        var config = TrainingConfig.FromMetadata(file.Metadata);
+        int[] vocab = vocabText.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        int V = vocab.Length;
+        var net = new RecurrentNetwork(new RecurrentOptions(config.Cell, V, config.Hidden, config.Layers));
+        RnnSimd.IO.StateDict.Load(net, file, "rnn.");
+        var head = new Linear(net.Options.OutputHidden, V);
+        foreach (var en in head.Parameters.Entries) file.ReadFloats("head." + en.Name, head.Parameters.View(en));
+        head.ParametersChanged();
+        var index = vocab.Select((v, i) => (v, i)).ToDictionary(p => p.v, p => p.i);
+        var state = net.CreateState(1);
+        float[] x = new float[V], h = new float[net.Options.OutputHidden], logits = new float[V];
+        var rng = new Xoshiro(seed);
+        var text = new StringBuilder();
+        int current = -1;
+        foreach (var rune in prime.EnumerateRunes())
+        {
+            if (!index.TryGetValue(rune.Value, out current)) continue; // characters the model never saw are skipped
+            Feed(current);
+            text.Append(rune.ToString());
+        }
+        if (current < 0) { current = 0; Feed(0); }
+        for (int n = 0; n < length; n++)
+        {
+            double max = logits.Max(), sum = 0;
+            var p = new double[V];
+            for (int i = 0; i < V; i++) sum += p[i] = Math.Exp((logits[i] - max) / temperature);
+            double u = rng.NextDouble() * sum;
+            int next = V - 1;
+            for (int i = 0; i < V; i++) { u -= p[i]; if (u < 0) { next = i; break; } }
+            text.Append(char.ConvertFromUtf32(vocab[next]));
+            Feed(next);
+        }
+        o.WriteLine(text.ToString());
+        return 0;
+
+        void Feed(int symbol)
+        {
+            Array.Clear(x);
+            x[symbol] = 1f;
+            net.Step(state, x, h);
+            head.Forward(h, 1, logits);
+        }
     }
 }

@@ -19,8 +19,14 @@ internal unsafe interface ILanes<TV> where TV : struct
     static abstract TV Mul(TV a, TV b);
     /// <summary>a * b + c with one rounding.</summary>
     static abstract TV Fma(TV a, TV b, TV c);
-    /// <summary>IEEE 754-2019 maximum: NaN if either is NaN, +0 above -0 (the same at every width).</summary>
+    /// <summary>a / b, correctly rounded.</summary>
+    static abstract TV Div(TV a, TV b);
+    /// <summary>Square root, correctly rounded.</summary>
+    static abstract TV Sqrt(TV a);
+    /// <summary>IEEE 754:2019 maximum (NaN propagates, -0 &lt; +0) at every width, as <see cref="MathF.Max"/>.</summary>
     static abstract TV Max(TV a, TV b);
+    /// <summary>IEEE 754:2019 minimum (NaN propagates, -0 &lt; +0) at every width, as <see cref="MathF.Min"/>.</summary>
+    static abstract TV Min(TV a, TV b);
     static abstract TV Apply<TOp>(TV x) where TOp : IUnaryOp;
     static abstract TV Backward<TAct>(TV y, TV dy) where TAct : IActivation;
 }
@@ -34,7 +40,10 @@ internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Div(Vector512<float> a, Vector512<float> b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sqrt(Vector512<float> a) => Vector512.Sqrt(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply<TOp>(Vector512<float> x) where TOp : IUnaryOp => TOp.Invoke(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Backward<TAct>(Vector512<float> y, Vector512<float> dy) where TAct : IActivation => TAct.Backward(y, dy);
 }
@@ -48,7 +57,10 @@ internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Div(Vector256<float> a, Vector256<float> b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sqrt(Vector256<float> a) => Vector256.Sqrt(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply<TOp>(Vector256<float> x) where TOp : IUnaryOp => TOp.Invoke(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Backward<TAct>(Vector256<float> y, Vector256<float> dy) where TAct : IActivation => TAct.Backward(y, dy);
 }
@@ -62,7 +74,10 @@ internal readonly unsafe struct Lanes1 : ILanes<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sub(float a, float b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Mul(float a, float b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Fma(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Div(float a, float b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sqrt(float a) => MathF.Sqrt(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Max(float a, float b) => MathF.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Min(float a, float b) => MathF.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply<TOp>(float x) where TOp : IUnaryOp => TOp.Invoke(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Backward<TAct>(float y, float dy) where TAct : IActivation => TAct.Backward(y, dy);
 }

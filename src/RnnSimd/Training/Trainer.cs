@@ -1,0 +1,396 @@
+using System.Globalization;
+using RnnSimd.IO;
+using RnnSimd.Kernels;
+using RnnSimd.Layers;
+using RnnSimd.Memory;
+
+namespace RnnSimd.Training;
+
+/// <summary>One training step's figures.</summary>
+/// <param name="Step">The step number (1 for the first).</param>
+/// <param name="Loss">The task's loss on this step's batch (mean over the batch's predictions).</param>
+/// <param name="GradientNorm">The global L2 norm of all gradients before clipping.</param>
+/// <param name="LearningRate">The learning rate used.</param>
+public readonly record struct StepReport(int Step, double Loss, double GradientNorm, float LearningRate);
+
+/// <summary>Training stopped because a loss or gradient was not finite.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>
+/// Trains a recurrent network plus a linear output layer on a task: draws a batch, runs forward, the loss summed
+/// (or averaged) over time, BPTT, gradient clipping and an optimizer step. Adding and copy draw fresh random batches
+/// every step; the character LM reads B contiguous streams of the text in chunks of T steps and carries the state
+/// from chunk to chunk (stateful truncated BPTT, as char-rnn), the streams' offsets shuffled at every epoch.
+/// With a fixed seed and kernel set the loss trajectory is bitwise reproducible, and a run resumed from a checkpoint
+/// continues exactly as the uninterrupted run. A step allocates nothing after warm-up.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly ParameterGroup[] _groups;
+    private readonly ILearningRateSchedule _schedule;
+    private readonly Xoshiro _rng;
+    private readonly SequenceWorkspace _ws;
+    private readonly AddingProblem? _adding;
+    private readonly CopyMemory? _copy;
+    private readonly CharCorpus? _corpus;
+    private readonly int _steps, _inputSize, _outputs, _hout;
+    // Buffers, sized once: input (T, B, I), output (T, B, H), dOutput, head outputs (rows, outputs), targets.
+    private readonly float[] _x, _y, _dy, _last, _dLast, _pred, _dPred, _targetF, _h, _c;
+    private readonly int[] _targets;
+    private readonly int[] _cursors;
+    private readonly float[] _rowMask;
+
+    /// <summary>Creates a trainer; <paramref name="corpus"/> is required for the character LM.</summary>
+    /// <exception cref="ArgumentException">Invalid config, or no corpus for the character LM.</exception>
+    public Trainer(TrainingConfig config, CharCorpus? corpus = null, KernelSet? kernels = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        int B = config.Batch;
+        switch (config.Task)
+        {
+            case TaskKind.Adding:
+                _adding = new AddingProblem(config.SeqLen);
+                (_steps, _inputSize, _outputs) = (config.SeqLen, _adding.InputSize, 1);
+                break;
+            case TaskKind.Copy:
+                _copy = new CopyMemory(config.SeqLen);
+                (_steps, _inputSize, _outputs) = (_copy.SeqLen, _copy.InputSize, _copy.Classes);
+                break;
+            default:
+                _corpus = corpus ?? throw new ArgumentException("the character LM needs a text corpus.", nameof(corpus));
+                (_steps, _inputSize, _outputs) = (config.SeqLen, corpus.Vocabulary.Length, corpus.Vocabulary.Length);
+                if (corpus.Train.Length < (long)B * (config.SeqLen + 1))
+                    throw new ArgumentException($"the training text ({corpus.Train.Length} characters) is too short for {B} streams of {config.SeqLen + 1}.", nameof(corpus));
+                break;
+        }
+        var options = new RecurrentOptions(config.Cell, _inputSize, config.Hidden, config.Layers);
+        Network = new RecurrentNetwork(options, config.Seed, kernels);
+        _hout = options.OutputHidden;
+        Head = new Linear(_hout, _outputs, config.Seed ^ 0x9E3779B97F4A7C15UL, Network.Kernels);
+        _groups = [new ParameterGroup("rnn.", Network.Parameters, Network.Gradients), new ParameterGroup("head.", Head.Parameters, Head.Gradients)];
+        Optimizer = CreateOptimizer(config, _groups, Network.Kernels);
+        _schedule = CreateSchedule(config);
+        _rng = new Xoshiro(config.Seed * 0xD1B54A32D192ED03UL + 1);
+        _ws = Network.CreateWorkspace(_steps, B);
+        int rows = _steps * B;
+        _x = new float[rows * _inputSize];
+        _y = new float[rows * _hout];
+        _dy = new float[rows * _hout];
+        _last = new float[B * _hout];
+        _dLast = new float[B * _hout];
+        int predRows = config.Task == TaskKind.Adding ? B : rows;
+        _pred = new float[predRows * _outputs];
+        _dPred = new float[predRows * _outputs];
+        _targetF = new float[B];
+        _targets = new int[rows];
+        _rowMask = [];
+        _h = new float[config.Layers * B * _hout];
+        _c = new float[config.Cell == CellType.Lstm ? config.Layers * B * config.Hidden : 0];
+        _cursors = new int[B];
+        if (_corpus is not null) ShuffleStreams();
+    }
+
+    /// <summary>The run's definition.</summary>
+    public TrainingConfig Config { get; }
+    /// <summary>The recurrent network.</summary>
+    public RecurrentNetwork Network { get; }
+    /// <summary>The output layer y_t = W_out h_t + b_out.</summary>
+    public Linear Head { get; }
+    /// <summary>The optimizer.</summary>
+    public Optimizer Optimizer { get; }
+    /// <summary>Steps taken.</summary>
+    public int StepCount { get; private set; }
+    /// <summary>The corpus of a character LM, else null.</summary>
+    public CharCorpus? Corpus => _corpus;
+    /// <summary>Parameter groups (rnn., head.) for clipping and checks.</summary>
+    public IReadOnlyList<ParameterGroup> Groups => _groups;
+
+    private static Optimizer CreateOptimizer(TrainingConfig c, ParameterGroup[] groups, KernelSet k) => c.Optimizer switch
+    {
+        "sgd" => new Sgd(groups, k, c.LearningRate, c.Momentum, 0f, c.WeightDecay, nesterov: false),
+        "adagrad" => new Adagrad(groups, k, c.LearningRate, weightDecay: c.WeightDecay),
+        "rmsprop" => new RmsProp(groups, k, c.LearningRate, weightDecay: c.WeightDecay, momentum: c.Momentum),
+        "adamw" => new AdamW(groups, k, c.LearningRate, weightDecay: c.WeightDecay == 0 ? 1e-2f : c.WeightDecay),
+        _ => new Adam(groups, k, c.LearningRate, weightDecay: c.WeightDecay),
+    };
+
+    private static ILearningRateSchedule CreateSchedule(TrainingConfig c)
+    {
+        ILearningRateSchedule s = c.Schedule switch
+        {
+            "step" => new StepSchedule(c.LearningRate, Math.Max(1, c.TotalSteps / 3), 0.1f),
+            "cosine" => new CosineSchedule(c.LearningRate, c.TotalSteps),
+            _ => new ConstantSchedule(c.LearningRate),
+        };
+        return c.WarmupSteps > 0 ? new WarmupSchedule(c.WarmupSteps, s) : s;
+    }
+
+    /// <summary>One training step: batch, forward, loss, BPTT, clipping, optimizer.</summary>
+    /// <exception cref="TrainingDivergedException">The loss or a gradient is not finite (parameters are left unchanged).</exception>
+    public StepReport Step()
+    {
+        Network.ZeroGradients();
+        Head.ZeroGradients();
+        double loss = ForwardBackward(_rng, training: true, dHidden: default);
+        int step = StepCount + 1;
+        if (!double.IsFinite(loss))
+            throw new TrainingDivergedException($"step {step}: the loss is {loss.ToString(CultureInfo.InvariantCulture)}.");
+        double norm = GradientClipping.GlobalNorm(_groups, Network.Kernels);
+        if (!double.IsFinite(norm))
+        {
+            var bad = NonFiniteCheck.FindGradient(_groups, Network.Kernels);
+            throw new TrainingDivergedException($"step {step}: gradient of {bad?.Name ?? "?"} [{bad?.Index}] is {bad?.Value.ToString(CultureInfo.InvariantCulture) ?? "not finite"}.");
+        }
+        if (Config.Clip > 0)
+        {
+            if (Config.ClipByValue) GradientClipping.ClipByValue(_groups, Config.Clip, Network.Kernels);
+            else GradientClipping.ClipByGlobalNorm(_groups, Config.Clip, Network.Kernels);
+        }
+        Optimizer.Step(_schedule);
+        Network.ParametersChanged();
+        Head.ParametersChanged();
+        StepCount = step;
+        return new StepReport(step, loss, norm, Optimizer.LearningRate);
+    }
+
+    /// <summary>
+    /// Draws a batch, runs forward and the loss, and backward into the gradients (which it does not zero).
+    /// dHidden (T, B, H), if given, receives dL/dh_t of the top layer.
+    /// </summary>
+    private double ForwardBackward(Xoshiro rng, bool training, Span<float> dHidden)
+    {
+        var k = Network.Kernels;
+        int B = Config.Batch, T = _steps, H = _hout, rows = T * B;
+        switch (Config.Task)
+        {
+            case TaskKind.Adding:
+            {
+                _adding!.Sample(rng, B, _x, _targetF);
+                Network.Forward(_x, T, B, [], [], _y, [], [], _ws);
+                _y.AsSpan((T - 1) * B * H, B * H).CopyTo(_last);
+                Head.Forward(_last, B, _pred);
+                double loss = Losses.MeanSquaredError(k, _pred, _targetF, B, 1, _rowMask, _dPred, mean: true);
+                if (!training && dHidden.IsEmpty) return loss;
+                Head.Backward(_last, _dPred, B, _dLast);
+                Array.Clear(_dy, 0, (T - 1) * B * H);
+                _dLast.CopyTo(_dy.AsSpan((T - 1) * B * H));
+                Network.Backward(_ws, _dy, [], [], [], [], [], dHidden);
+                return loss;
+            }
+            case TaskKind.Copy:
+            {
+                _copy!.Sample(rng, B, _x, _targets);
+                Network.Forward(_x, T, B, [], [], _y, [], [], _ws);
+                Head.Forward(_y, rows, _pred);
+                double loss = Losses.SoftmaxCrossEntropy(k, _pred, _targets, _outputs, _rowMask, _dPred, mean: true);
+                if (!training && dHidden.IsEmpty) return loss;
+                Head.Backward(_y, _dPred, rows, _dy);
+                Network.Backward(_ws, _dy, [], [], [], [], [], dHidden);
+                return loss;
+            }
+            default:
+            {
+                NextChunk(_corpus!.Train, rng);
+                Network.Forward(_x, T, B, _h, _c, _y, _h, _c, _ws);
+                Head.Forward(_y, rows, _pred);
+                double loss = Losses.SoftmaxCrossEntropy(k, _pred, _targets, _outputs, _rowMask, _dPred, mean: true);
+                if (!training && dHidden.IsEmpty) return loss;
+                Head.Backward(_y, _dPred, rows, _dy);
+                Network.Backward(_ws, _dy, [], [], [], [], [], dHidden);
+                return loss;
+            }
+        }
+    }
+
+    /// <summary>Fills the one-hot input and next-character targets of every stream's next chunk; wraps and reshuffles at the end.</summary>
+    private void NextChunk(int[] text, Xoshiro rng)
+    {
+        int B = Config.Batch, T = _steps, V = _inputSize;
+        if (_cursors[0] + T + 1 > StreamEnd(0, text.Length)) ShuffleStreams(rng);
+        Array.Clear(_x);
+        for (int b = 0; b < B; b++)
+        {
+            int start = _cursors[b];
+            for (int t = 0; t < T; t++)
+            {
+                _x[(t * B + b) * V + text[start + t]] = 1f;
+                _targets[t * B + b] = text[start + t + 1];
+            }
+            _cursors[b] = start + T;
+        }
+    }
+
+    private int StreamEnd(int b, int length) => (b + 1) * (length / Config.Batch);
+
+    /// <summary>Starts every stream of a new epoch at a random shift within its slice of the text, with zero state.</summary>
+    private void ShuffleStreams(Xoshiro? rng = null)
+    {
+        rng ??= _rng;
+        int length = _corpus!.Train.Length, slice = length / Config.Batch;
+        int room = Math.Max(1, slice - _steps - 1);
+        int shift = rng.NextInt(Math.Min(room, _steps));
+        for (int b = 0; b < Config.Batch; b++) _cursors[b] = b * slice + shift;
+        Array.Clear(_h);
+        Array.Clear(_c);
+    }
+
+    /// <summary>
+    /// The held-out loss: adding, test MSE on <paramref name="batches"/> fresh batches of a fixed test seed; copy, the
+    /// test cross-entropy per step; char-LM, validation nats per character over the validation text (or its first
+    /// <paramref name="batches"/> chunks). Does not change parameters, gradients or the training stream.
+    /// </summary>
+    public double Evaluate(int batches = 32)
+    {
+        if (Config.Task == TaskKind.CharLm) return EvaluateText(_corpus!.Validation, batches);
+        var rng = new Xoshiro(Config.Seed ^ 0x7E57_7E57_7E57_7E57UL);
+        double sum = 0;
+        for (int i = 0; i < batches; i++) sum += ForwardBackward(rng, training: false, dHidden: default);
+        return sum / batches;
+    }
+
+    private double EvaluateText(int[] text, int maxChunks)
+    {
+        int B = Config.Batch, T = _steps, V = _inputSize, rows = T * B;
+        int slice = text.Length / B;
+        if (slice < 2) return double.NaN;
+        var h = new float[_h.Length];
+        var c = new float[_c.Length];
+        double sum = 0;
+        long count = 0;
+        for (int chunk = 0; chunk < maxChunks && (chunk * T) + 1 < slice; chunk++)
+        {
+            int len = Math.Min(T, slice - 1 - chunk * T);
+            Array.Clear(_x);
+            var mask = new float[rows];
+            for (int b = 0; b < B; b++)
+            {
+                int start = b * slice + chunk * T;
+                for (int t = 0; t < len; t++)
+                {
+                    _x[(t * B + b) * V + text[start + t]] = 1f;
+                    _targets[t * B + b] = text[start + t + 1];
+                    mask[t * B + b] = 1f;
+                }
+            }
+            Network.Forward(_x, T, B, h, c, _y, h, c, _ws);
+            Head.Forward(_y, rows, _pred);
+            sum += Losses.SoftmaxCrossEntropy(Network.Kernels, _pred, _targets, _outputs, mask, _dPred, mean: false);
+            count += (long)len * B;
+        }
+        return sum / count;
+    }
+
+    /// <summary>
+    /// The vanishing-gradient picture: for a fixed batch, the L2 norm of dL/dh_t (over the batch and the hidden units)
+    /// at every step t. Leaves parameters unchanged; gradients are zeroed afterwards.
+    /// </summary>
+    public double[] GradientFlow()
+    {
+        int B = Config.Batch, T = _steps, H = _hout;
+        var dHidden = new float[T * B * H];
+        var rng = new Xoshiro(Config.Seed ^ 0x6AD1_E47F_1010UL);
+        float[] h = (float[])_h.Clone(), c = (float[])_c.Clone();
+        int[] cursors = (int[])_cursors.Clone();
+        ForwardBackward(rng, training: false, dHidden);
+        h.CopyTo(_h); c.CopyTo(_c); cursors.CopyTo(_cursors);
+        Network.ZeroGradients();
+        Head.ZeroGradients();
+        var norms = new double[T];
+        for (int t = 0; t < T; t++)
+        {
+            double s = 0;
+            foreach (float v in dHidden.AsSpan(t * B * H, B * H)) s += (double)v * v;
+            norms[t] = Math.Sqrt(s);
+        }
+        return norms;
+    }
+
+    // ---------------- checkpoints ----------------
+
+    /// <summary>
+    /// Writes a checkpoint atomically (temporary file, flush, rename): parameters under PyTorch names (rnn.*, head.*),
+    /// optimizer state (optim.*), the carried state of a character LM (train.h, train.c), and in the metadata the
+    /// config, step, optimizer step, RNG state, stream cursors and vocabulary.
+    /// </summary>
+    public void SaveCheckpoint(string path)
+    {
+        var tensors = new List<(string, int[], ReadOnlyMemory<float>)>();
+        tensors.AddRange(StateDict.Tensors(Network, "rnn."));
+        foreach (var e in Head.Parameters.Entries) tensors.Add(("head." + e.Name, e.Shape, Head.Parameters.Data.AsMemory(e.Offset, e.Length)));
+        foreach (var (name, arena) in Optimizer.StateArenas)
+            foreach (var e in arena.Entries) tensors.Add(("optim." + name + e.Name, e.Shape, arena.Data.AsMemory(e.Offset, e.Length)));
+        if (_corpus is not null)
+        {
+            tensors.Add(("train.h", [Config.Layers, Config.Batch, _hout], _h));
+            if (_c.Length > 0) tensors.Add(("train.c", [Config.Layers, Config.Batch, Config.Hidden], _c));
+        }
+        var meta = Config.ToMetadata();
+        meta["format"] = "rnnsimd-checkpoint-1";
+        meta["step"] = StepCount.ToString(CultureInfo.InvariantCulture);
+        meta["optimizer_step"] = Optimizer.StepCount.ToString(CultureInfo.InvariantCulture);
+        meta["rng"] = string.Join(",", _rng.GetState().Select(v => v.ToString("x16", CultureInfo.InvariantCulture)));
+        meta["kernels"] = Network.Kernels.Name;
+        if (_corpus is not null)
+        {
+            meta["cursors"] = string.Join(",", _cursors.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+            meta["vocabulary"] = string.Join(",", _corpus.Vocabulary.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+            meta["validation_fraction"] = ((double)_corpus.Validation.Length / (_corpus.Train.Length + _corpus.Validation.Length)).ToString("R", CultureInfo.InvariantCulture);
+        }
+        SafeTensorsWriter.Write(path, tensors, meta);
+    }
+
+    /// <summary>
+    /// Restores a trainer from a checkpoint. For a character LM, pass the same corpus (its vocabulary is checked
+    /// against the checkpoint's).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a checkpoint of this kind, or does not match the corpus.</exception>
+    public static Trainer Resume(string path, CharCorpus? corpus = null, KernelSet? kernels = null)
+    {
+        var file = SafeTensorsFile.Read(path);
+        var m = file.Metadata;
+        if (!m.TryGetValue("format", out var format) || format != "rnnsimd-checkpoint-1")
+            throw new InvalidDataException($"{path} is not an rnnsimd checkpoint (metadata 'format' is missing or unknown).");
+        var config = TrainingConfig.FromMetadata(m);
+        if (config.Task == TaskKind.CharLm)
+        {
+            if (corpus is null) throw new InvalidDataException("resuming a character LM needs its text.");
+            string vocab = string.Join(",", corpus.Vocabulary.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+            if (!m.TryGetValue("vocabulary", out var saved) || saved != vocab)
+                throw new InvalidDataException("the text's vocabulary differs from the checkpoint's.");
+        }
+        var trainer = new Trainer(config, corpus, kernels);
+        StateDict.Load(trainer.Network, file, "rnn.");
+        foreach (var e in trainer.Head.Parameters.Entries) ReadInto(file, "head." + e.Name, trainer.Head.Parameters.View(e), e);
+        trainer.Head.ParametersChanged();
+        foreach (var (name, arena) in trainer.Optimizer.StateArenas)
+            foreach (var e in arena.Entries) ReadInto(file, "optim." + name + e.Name, arena.View(e), e);
+        trainer.Optimizer.StepCount = Int(m, "optimizer_step");
+        trainer.StepCount = Int(m, "step");
+        var rng = Get(m, "rng").Split(',').Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray();
+        trainer._rng.SetState(rng);
+        if (config.Task == TaskKind.CharLm)
+        {
+            var cursors = Get(m, "cursors").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            if (cursors.Length != trainer._cursors.Length) throw new InvalidDataException("checkpoint cursors do not match the batch.");
+            cursors.CopyTo(trainer._cursors);
+            file.ReadFloats("train.h", trainer._h);
+            if (trainer._c.Length > 0) file.ReadFloats("train.c", trainer._c);
+        }
+        return trainer;
+    }
+
+    private static void ReadInto(SafeTensorsFile file, string name, Span<float> dst, ArenaEntry e)
+    {
+        if (!file.TryGetTensor(name, out var t)) throw new InvalidDataException($"checkpoint lacks '{name}' {e.ShapeText}.");
+        if (t.ElementCount != dst.Length) throw new InvalidDataException($"checkpoint '{name}' has {t.ElementCount} values, expected {e.ShapeText}.");
+        file.ReadFloats(name, dst);
+    }
+
+    private static string Get(IReadOnlyDictionary<string, string> m, string k) =>
+        m.TryGetValue(k, out var v) ? v : throw new InvalidDataException($"checkpoint metadata lacks '{k}'.");
+
+    private static int Int(IReadOnlyDictionary<string, string> m, string k) =>
+        int.TryParse(Get(m, k), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new InvalidDataException($"checkpoint metadata '{k}' is not an integer.");
+}

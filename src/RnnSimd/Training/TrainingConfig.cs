@@ -1,0 +1,130 @@
+using System.Globalization;
+using RnnSimd.Layers;
+
+namespace RnnSimd.Training;
+
+/// <summary>Which task a <see cref="Trainer"/> learns.</summary>
+public enum TaskKind
+{
+    /// <summary>The adding problem (<see cref="AddingProblem"/>): MSE at the last step.</summary>
+    Adding,
+    /// <summary>Copy-memory (<see cref="CopyMemory"/>): cross-entropy at every step.</summary>
+    Copy,
+    /// <summary>Character language model on a text (<see cref="CharCorpus"/>): next-character cross-entropy, stateful truncated BPTT.</summary>
+    CharLm,
+}
+
+/// <summary>
+/// Everything that defines a training run; stored in checkpoints' metadata so a run can be resumed exactly.
+/// </summary>
+/// <param name="Task">The task.</param>
+/// <param name="Cell">The recurrent cell.</param>
+/// <param name="Hidden">Hidden units H.</param>
+/// <param name="Layers">Stacked layers.</param>
+/// <param name="SeqLen">Adding: T; copy: the delay T (sequences are T + 20 long); char-LM: the BPTT chunk length.</param>
+/// <param name="Batch">Sequences per step B.</param>
+/// <param name="Optimizer">sgd, adagrad, rmsprop, adam or adamw.</param>
+/// <param name="LearningRate">Base learning rate.</param>
+/// <param name="Clip">Gradient clipping threshold (0 for none).</param>
+/// <param name="ClipByValue">Clip each gradient element to [-Clip, Clip] instead of the global norm.</param>
+/// <param name="Schedule">constant, step, cosine (each optionally with warm-up).</param>
+/// <param name="WarmupSteps">Linear warm-up steps (0 for none).</param>
+/// <param name="TotalSteps">Steps of the run (the cosine schedule's horizon).</param>
+/// <param name="Seed">Seeds the initialisation and the data.</param>
+/// <param name="Momentum">SGD / RMSprop momentum.</param>
+/// <param name="WeightDecay">Weight decay (L2 for SGD/Adam/RMSprop/Adagrad, decoupled for AdamW).</param>
+public sealed record TrainingConfig(
+    TaskKind Task = TaskKind.Adding,
+    CellType Cell = CellType.Lstm,
+    int Hidden = 128,
+    int Layers = 1,
+    int SeqLen = 100,
+    int Batch = 32,
+    string Optimizer = "adam",
+    float LearningRate = 1e-3f,
+    float Clip = 1f,
+    bool ClipByValue = false,
+    string Schedule = "constant",
+    int WarmupSteps = 0,
+    int TotalSteps = 1000,
+    ulong Seed = 1,
+    float Momentum = 0f,
+    float WeightDecay = 0f)
+{
+    /// <summary>The task's name on the command line and in files: adding, copy, charlm.</summary>
+    public string TaskName => Task switch { TaskKind.Adding => "adding", TaskKind.Copy => "copy", _ => "charlm" };
+
+    /// <summary>Parses a task name.</summary>
+    /// <exception cref="ArgumentException">Unknown name.</exception>
+    public static TaskKind ParseTask(string name) => name switch
+    {
+        "adding" => TaskKind.Adding,
+        "copy" => TaskKind.Copy,
+        "charlm" => TaskKind.CharLm,
+        _ => throw new ArgumentException($"unknown task '{name}'; expected adding, copy or charlm.", nameof(name)),
+    };
+
+    /// <summary>Checks every field.</summary>
+    /// <exception cref="ArgumentException">A value is out of range.</exception>
+    public void Validate()
+    {
+        if (Hidden <= 0) throw new ArgumentException($"hidden must be positive, got {Hidden}.", nameof(Hidden));
+        if (Layers <= 0) throw new ArgumentException($"layers must be positive, got {Layers}.", nameof(Layers));
+        if (SeqLen < 2) throw new ArgumentException($"seq-len must be at least 2, got {SeqLen}.", nameof(SeqLen));
+        if (Batch <= 0) throw new ArgumentException($"batch must be positive, got {Batch}.", nameof(Batch));
+        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"lr must be positive, got {LearningRate}.", nameof(LearningRate));
+        if (!(Clip >= 0) || !float.IsFinite(Clip)) throw new ArgumentException($"clip must be non-negative, got {Clip}.", nameof(Clip));
+        if (TotalSteps <= 0) throw new ArgumentException($"steps must be positive, got {TotalSteps}.", nameof(TotalSteps));
+        if (WarmupSteps < 0) throw new ArgumentException($"warm-up must be non-negative, got {WarmupSteps}.", nameof(WarmupSteps));
+        if (Optimizer is not ("sgd" or "adagrad" or "rmsprop" or "adam" or "adamw"))
+            throw new ArgumentException($"unknown optimizer '{Optimizer}'; expected sgd, adagrad, rmsprop, adam or adamw.", nameof(Optimizer));
+        if (Schedule is not ("constant" or "step" or "cosine"))
+            throw new ArgumentException($"unknown schedule '{Schedule}'; expected constant, step or cosine.", nameof(Schedule));
+    }
+
+    private static string S(float v) => v.ToString("R", CultureInfo.InvariantCulture);
+    private static string S(int v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The config as string metadata.</summary>
+    public Dictionary<string, string> ToMetadata() => new()
+    {
+        ["task"] = TaskName,
+        ["cell"] = new RecurrentOptions(Cell, 1, 1).CellName,
+        ["hidden"] = S(Hidden),
+        ["layers"] = S(Layers),
+        ["seq_len"] = S(SeqLen),
+        ["batch"] = S(Batch),
+        ["optimizer"] = Optimizer,
+        ["lr"] = S(LearningRate),
+        ["clip"] = S(Clip),
+        ["clip_by_value"] = ClipByValue ? "true" : "false",
+        ["schedule"] = Schedule,
+        ["warmup_steps"] = S(WarmupSteps),
+        ["total_steps"] = S(TotalSteps),
+        ["seed"] = Seed.ToString(CultureInfo.InvariantCulture),
+        ["momentum"] = S(Momentum),
+        ["weight_decay"] = S(WeightDecay),
+    };
+
+    /// <summary>Reads a config written by <see cref="ToMetadata"/>.</summary>
+    /// <exception cref="InvalidDataException">A key is missing or malformed.</exception>
+    public static TrainingConfig FromMetadata(IReadOnlyDictionary<string, string> m)
+    {
+        string Get(string k) => m.TryGetValue(k, out var v) ? v : throw new InvalidDataException($"checkpoint metadata lacks '{k}'.");
+        int I(string k) => int.TryParse(Get(k), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new InvalidDataException($"checkpoint metadata '{k}' is not an integer.");
+        float F(string k) => float.TryParse(Get(k), NumberStyles.Float, CultureInfo.InvariantCulture, out float v) ? v : throw new InvalidDataException($"checkpoint metadata '{k}' is not a number.");
+        try
+        {
+            var c = new TrainingConfig(ParseTask(Get("task")), RecurrentOptions.ParseCell(Get("cell")), I("hidden"), I("layers"), I("seq_len"),
+                I("batch"), Get("optimizer"), F("lr"), F("clip"), Get("clip_by_value") == "true", Get("schedule"), I("warmup_steps"),
+                I("total_steps"), ulong.TryParse(Get("seed"), CultureInfo.InvariantCulture, out ulong s) ? s : throw new InvalidDataException("checkpoint metadata 'seed' is not an integer."),
+                F("momentum"), F("weight_decay"));
+            c.Validate();
+            return c;
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"checkpoint metadata is invalid: {e.Message}");
+        }
+    }
+}
