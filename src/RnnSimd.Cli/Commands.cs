@@ -18,7 +18,8 @@ internal static partial class Commands
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            error.WriteLine($"rnnsimd: {parsed.Errors[0].Message} ({Usage(parsed.CommandResult.Command)})");
+            string message = string.Join(' ', parsed.Errors[0].Message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries));
+            error.WriteLine($"rnnsimd: {message} ({Usage(parsed.CommandResult.Command)})");
             return 2;
         }
         try
@@ -28,7 +29,7 @@ internal static partial class Commands
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException
                                       or NotSupportedException or InvalidOperationException or KeyNotFoundException)
         {
-            error.WriteLine($"rnnsimd: {e.Message}");
+            error.WriteLine($"rnnsimd: {e.Message.ReplaceLineEndings(" ")}");
             return 1;
         }
     }

@@ -13,7 +13,7 @@ internal static partial class Commands
     {
         // demo
         var outDir = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "demo-out" };
-        var steps = new Option<int?>("--steps") { Description = "Training steps per cell (default 1500; 150 with --quick)." };
+        var steps = new Option<int?>("--steps") { Description = "Training steps per cell (default 3500; 1500 with --quick)." };
         var seqLen = new Option<int?>("--seq-len") { Description = "Sequence length T (default 100; 30 with --quick)." };
         var quick = new Option<bool>("--quick") { Description = "A small, fast run (CI smoke test)." };
         var demo = new Command("demo", "Train a tanh RNN, an LSTM and a GRU on the adding problem side by side: the vanishing-gradient lesson.")
@@ -21,7 +21,7 @@ internal static partial class Commands
         demo.SetAction(pr =>
         {
             bool q = pr.GetValue(quick);
-            return DemoCommand.Run(pr.GetValue(outDir)!, pr.GetValue(steps) ?? (q ? 150 : 1500), pr.GetValue(seqLen) ?? (q ? 30 : 100), q, o);
+            return DemoCommand.Run(pr.GetValue(outDir)!, pr.GetValue(steps) ?? (q ? 1500 : 3500), pr.GetValue(seqLen) ?? (q ? 30 : 100), q, o);
         });
         root.Subcommands.Add(demo);
 
