@@ -27,6 +27,7 @@ public class PeerConfig : ManualConfig
         AddDiagnoser(MemoryDiagnoser.Default);
         AddExporter(MarkdownExporter.GitHub, JsonExporter.Full);
         AddColumn(StatisticColumn.Median, StatisticColumn.P95);
+        HideColumns(Column.Arguments);  // the MSBuild argument above is plumbing, not a benchmark setting
         WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared));
     }
 }
