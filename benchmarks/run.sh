@@ -13,8 +13,7 @@ case "$mode" in quick|full) ;; *) echo "usage: $0 [quick|full] [filter]" >&2; ex
 model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 family=$(grep -m1 '^cpu family' /proc/cpuinfo | awk -F: '{gsub(/ /,"",$2); print $2}')
 cpumodel=$(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | awk -F: '{gsub(/ /,"",$2); print $2}')
-cpu=$(echo "$model" | tr '[:upper:]' '[:lower:]' | sed -E 's/\((r|tm)\)//g; s/(cpu|processor|[0-9]+-core)//g; s/@.*//; s/[^a-z0-9]+/-/g; s/^-+|-+$//g')
-cpu="${cpu}-f${family}m${cpumodel}"
+cpu=$(bash benchmarks/cpu-name.sh)
 out="perf-results/$cpu"
 artifacts=$(mktemp -d)
 mkdir -p "$out"

@@ -1,0 +1,51 @@
+namespace RnnSimd.Peers.Runners;
+
+/// <summary>The implementations, by the names the benchmarks and the summary use, and the one place that builds them.</summary>
+internal static class Implementations
+{
+    public const string RnnSimd = "RnnSimd", LibTorch = "LibTorch", LibTorchCell = "LibTorchCell", OnnxRuntime = "OnnxRuntime";
+
+    /// <summary>The implementations each workload is run with, in report order.</summary>
+    public static string[] ImplsFor(Workload w) => w switch
+    {
+        { IsStep: true } => [RnnSimd, LibTorch, LibTorchCell, OnnxRuntime],
+        // HOOK: add RnnSimd here once Create builds its training step (see CharLmReference for the function to match).
+        { Training: true } => [LibTorch],
+        _ => [RnnSimd, LibTorch, OnnxRuntime],
+    };
+
+    /// <summary>
+    /// Builds <paramref name="impl"/> for (workload, cell) with the weights of <see cref="Workload.CreateNetwork"/>.
+    /// For LibTorch this sets torch's process-wide thread count; ONNX Runtime takes it per session; RnnSimd is
+    /// single-threaded and ignores it.
+    /// </summary>
+    public static IRunner Create(Workload w, string cell, string impl, int threads)
+    {
+        if (impl is LibTorch or LibTorchCell) Torch.SetThreads(threads);
+        return (impl, w) switch
+        {
+            (RnnSimd, { IsStep: true }) => new RnnSimdStep(w, cell),
+            (RnnSimd, { Training: false }) => new RnnSimdSequence(w, cell),
+            // HOOK for the lead: (RnnSimd, { Training: true }) => the library's timed char-LM training step.
+            (LibTorch, { IsStep: true }) => new TorchStep(w, cell),
+            (LibTorch, { Training: false }) => new TorchSequence(w, cell),
+            (LibTorch, { Training: true }) => new TorchTrain(w, cell),
+            (LibTorchCell, { IsStep: true }) => new TorchCellStep(w, cell),
+            (OnnxRuntime, { IsStep: true }) => new OrtStep(w, cell, threads),
+            (OnnxRuntime, { Training: false }) => new OrtSequence(w, cell, threads),
+            _ => throw new NotSupportedException($"{impl} has no {w.Id} ({w.Title}) implementation here."),
+        };
+    }
+
+    /// <summary>
+    /// What every implementation's <see cref="IRunner.Check"/> is compared with, computed by RnnSimd through a path
+    /// other than the timed one where there is one: S1: one Forward over the K steps; S2, S3: Forward; T1, T2:
+    /// Forward / Backward plus a naive double head, loss and Adam.
+    /// </summary>
+    public static IRunner Reference(Workload w, string cell) => w switch
+    {
+        { IsStep: true } => new RnnSimdStepReference(w, cell),
+        { Training: true } => new CharLmReference(w, cell),
+        _ => new RnnSimdSequence(w, cell),
+    };
+}
