@@ -141,9 +141,10 @@ public sealed unsafe partial class RecurrentNetwork
         dOutput.CopyTo(S(ws.DLayerOut[L - 1], (long)TB * D * Hout));
         for (int l = L - 1; l >= 0; l--)
         {
-            float* dX = l == 0 ? ws.DInput : ws.DLayerOut[l - 1];
+            // The input's gradient of layer 0 is only computed when asked for (a one-hot input never needs it).
+            float* dX = l > 0 ? ws.DLayerOut[l - 1] : dInput.IsEmpty ? null : ws.DInput;
             int inSize = o.LayerInput(l);
-            Zero(dX, TB * inSize);
+            if (dX is not null) Zero(dX, TB * inSize);
             for (int d = 0; d < D; d++)
             {
                 int idx = l * D + d;
@@ -302,6 +303,7 @@ public sealed unsafe partial class RecurrentNetwork
             Kernels.Gemm(true, false, P, H, TB, 1f, S(w.DHs, (long)TB * P), P, S(w.M, (long)TB * H), H, 1f, S(c.dWhr, (long)P * H), H);
 
         // dL/dinput of this layer: dX (+)= dGx W_ih, un-reversed for the reverse direction.
+        if (dX is null) return;
         if (d == 0)
         {
             Kernels.Gemm(false, false, TB, In, GH, 1f, S(dGx, (long)TB * GH), GH, S(c.Wih, (long)GH * In), In, 1f, S(dX, (long)TB * In), In);
