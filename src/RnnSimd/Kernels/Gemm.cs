@@ -103,26 +103,85 @@ internal static class Gemm
         fixed (float* pb = b)
         fixed (float* pc = c)
         {
-            switch (isa)
+            var job = new Job
             {
-                case KernelIsa.Avx512:
-                    Run<Avx512MicroKernel>(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, packedB, beta, pc, ldc);
-                    break;
-                case KernelIsa.Avx2:
-                    Run<Avx2MicroKernel>(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, packedB, beta, pc, ldc);
-                    break;
-                default:
-                    Run<ScalarMicroKernel>(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, packedB, beta, pc, ldc);
-                    break;
+                Isa = isa, TransA = transA, TransB = transB, M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+                A = pa, Lda = lda, B = pb, Ldb = ldb, Packed = packedB is null ? null : packedB.Pointer,
+                PaddedCols = packedB?.PaddedCols ?? 0, C = pc, Ldc = ldc,
+            };
+            // Split large products across threads: by columns when N is the larger side (in tiles), else by rows.
+            // Each C element is computed exactly as on one thread, so the result does not depend on the split.
+            if (Parallelism.MaxThreads > 1 && (long)m * n * k >= ParallelThreshold)
+            {
+                job.SplitN = n / NR(isa) >= m / MR(isa);
+                int tiles = job.SplitN ? (n + NR(isa) - 1) / NR(isa) : (m + MR(isa) - 1) / MR(isa);
+                if (tiles >= 2 && Parallelism.TryRun(&Part, &job, Math.Min(tiles, Parallelism.MaxThreads))) return;
             }
+            Part(&job, 0, 1);
+        }
+    }
+
+    /// <summary>m*n*k below which a GEMM stays on one thread (about 13 µs of work at full speed).</summary>
+    private const long ParallelThreshold = 1L << 20;
+
+    private unsafe struct Job
+    {
+        public KernelIsa Isa;
+        public bool TransA, TransB, SplitN;
+        public int M, N, K, Lda, Ldb, Ldc, PaddedCols;
+        public float Alpha, Beta;
+        public float* A, B, Packed, C;
+    }
+
+    /// <summary>Computes part <paramref name="part"/> of <paramref name="parts"/> of a GEMM job: a range of whole column (or row) tiles.</summary>
+    private static unsafe void Part(void* arg, int part, int parts)
+    {
+        ref Job j = ref *(Job*)arg;
+        int m = j.M, n = j.N, colOffset = 0;
+        float* a = j.A, b = j.B, c = j.C;
+        if (parts > 1)
+        {
+            int unit = j.SplitN ? NR(j.Isa) : MR(j.Isa), total = j.SplitN ? n : m;
+            int tiles = (total + unit - 1) / unit, per = (tiles + parts - 1) / parts;
+            int start = Math.Min(total, part * per * unit), end = Math.Min(total, (part + 1) * per * unit);
+            if (start >= end) return;
+            if (j.SplitN)
+            {
+                n = end - start;
+                colOffset = start;
+                if (j.Packed is null) b += j.TransB ? (nint)start * j.Ldb : start;
+                c += start;
+            }
+            else
+            {
+                m = end - start;
+                a += j.TransA ? start : (nint)start * j.Lda;
+                c += (nint)start * j.Ldc;
+            }
+        }
+        switch (j.Isa)
+        {
+            case KernelIsa.Avx512:
+                Run<Avx512MicroKernel>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
+                break;
+            case KernelIsa.Avx2:
+                Run<Avx2MicroKernel>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
+                break;
+            default:
+                Run<ScalarMicroKernel>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
+                break;
         }
     }
 
     private static int NBlock<TK>() where TK : IGemmMicroKernel => (NBlockTarget + TK.NR - 1) / TK.NR * TK.NR;
     private static int MBlock<TK>() where TK : IGemmMicroKernel => (MBlockTarget + TK.MR - 1) / TK.MR * TK.MR;
 
+    /// <summary>
+    /// The blocked loops. With a pre-packed B (<paramref name="packed"/>), <paramref name="colOffset"/> (a multiple of
+    /// NR) selects the first packed column this call computes.
+    /// </summary>
     private static unsafe void Run<TK>(bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, PackedGemmOperand? packedB, float beta, float* c, int ldc)
+        float* a, int lda, float* b, int ldb, float* packed, int paddedCols, int colOffset, float beta, float* c, int ldc)
         where TK : IGemmMicroKernel
     {
         if (m == 0 || n == 0) return;
@@ -134,7 +193,7 @@ internal static class Gemm
         }
         int mr = TK.MR, nr = TK.NR, mcMax = MBlock<TK>(), ncMax = NBlock<TK>();
         float* bufA = PackBuffer(ref t_packA, mcMax * KBlock);
-        float* bufB = packedB is null ? PackBuffer(ref t_packB, ncMax * KBlock) : null;
+        float* bufB = packed is null ? PackBuffer(ref t_packB, ncMax * KBlock) : null;
         float* tile = stackalloc float[TK.MR * TK.NR];
         for (int jc = 0; jc < n; jc += ncMax)
         {
@@ -144,14 +203,14 @@ internal static class Gemm
                 int kc = Math.Min(KBlock, k - pc);
                 float betaBlock = pc == 0 ? beta : 1f;
                 float* pb;
-                if (packedB is null)
+                if (packed is null)
                 {
                     PackB(transB, b, ldb, pc, jc, kc, nc, nr, bufB);
                     pb = bufB;
                 }
                 else
                 {
-                    pb = packedB.Pointer + (nint)pc * packedB.PaddedCols + (nint)jc * kc;
+                    pb = packed + (nint)pc * paddedCols + (nint)(colOffset + jc) * kc;
                 }
                 for (int ic = 0; ic < m; ic += mcMax)
                 {
