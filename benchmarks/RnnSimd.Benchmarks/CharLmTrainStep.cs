@@ -21,28 +21,48 @@ public sealed class CharLmTrainStep
     private readonly int _steps, _batch, _vocab;
 
     public CharLmTrainStep(CellType cell, int hidden, int steps, int batch, int vocab = 65, ulong seed = 1, KernelSet? kernels = null)
+        : this(new RecurrentNetwork(new RecurrentOptions(cell, vocab, hidden), seed, kernels), null, null, RandomText(steps, batch, vocab, seed), steps, batch)
     {
+    }
+
+    /// <summary>
+    /// A step over a given network (input size = vocabulary), head weights (V, H) and bias (V) (null: seeded default
+    /// initialisation) and data: one-hot (T, B, V) and targets (T*B).
+    /// </summary>
+    public CharLmTrainStep(RecurrentNetwork net, float[]? headWeight, float[]? headBias, (float[] OneHot, int[] Targets) data, int steps, int batch)
+    {
+        int vocab = net.Options.InputSize, hidden = net.Options.OutputHidden;
         (_steps, _batch, _vocab) = (steps, batch, vocab);
-        _net = new RecurrentNetwork(new RecurrentOptions(cell, vocab, hidden), seed, kernels);
-        _head = new Linear(hidden, vocab, seed + 1, _net.Kernels);
+        _net = net;
+        _head = new Linear(hidden, vocab, 2, _net.Kernels);
+        if (headWeight is not null) headWeight.CopyTo(_head.Parameters["weight"]);
+        if (headBias is not null) headBias.CopyTo(_head.Parameters["bias"]);
+        _head.ParametersChanged();
         _adam = new Adam([new ParameterGroup("rnn.", _net.Parameters, _net.Gradients), new ParameterGroup("head.", _head.Parameters, _head.Gradients)],
             _net.Kernels, 2e-3f);
         _ws = _net.CreateWorkspace(steps, batch);
         int rows = steps * batch;
-        _x = new float[rows * vocab];
-        _targets = new int[rows];
+        (_x, _targets) = data;
+        _y = new float[rows * hidden];
+        _dy = new float[rows * hidden];
+        _logits = new float[rows * vocab];
+        _dLogits = new float[rows * vocab];
+    }
+
+    private static (float[], int[]) RandomText(int steps, int batch, int vocab, ulong seed)
+    {
+        int rows = steps * batch;
+        var x = new float[rows * vocab];
+        var targets = new int[rows];
         var rng = new Xoshiro(seed + 2);
         int[] text = Enumerable.Range(0, rows + batch).Select(_ => rng.NextInt(vocab)).ToArray();
         for (int t = 0; t < steps; t++)
             for (int b = 0; b < batch; b++)
             {
-                _x[(t * batch + b) * vocab + text[t * batch + b]] = 1f;
-                _targets[t * batch + b] = text[(t + 1) * batch + b];
+                x[(t * batch + b) * vocab + text[t * batch + b]] = 1f;
+                targets[t * batch + b] = text[(t + 1) * batch + b];
             }
-        _y = new float[rows * hidden];
-        _dy = new float[rows * hidden];
-        _logits = new float[rows * vocab];
-        _dLogits = new float[rows * vocab];
+        return (x, targets);
     }
 
     public RecurrentNetwork Network => _net;

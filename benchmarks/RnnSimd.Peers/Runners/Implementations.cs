@@ -9,24 +9,24 @@ internal static class Implementations
     public static string[] ImplsFor(Workload w) => w switch
     {
         { IsStep: true } => [RnnSimd, LibTorch, LibTorchCell, OnnxRuntime],
-        // HOOK: add RnnSimd here once Create builds its training step (see CharLmReference for the function to match).
-        { Training: true } => [LibTorch],
+        { Training: true } => [RnnSimd, LibTorch],
         _ => [RnnSimd, LibTorch, OnnxRuntime],
     };
 
     /// <summary>
     /// Builds <paramref name="impl"/> for (workload, cell) with the weights of <see cref="Workload.CreateNetwork"/>.
-    /// For LibTorch this sets torch's process-wide thread count; ONNX Runtime takes it per session; RnnSimd is
-    /// single-threaded and ignores it.
+    /// For LibTorch this sets torch's process-wide thread count; ONNX Runtime takes it per session; RnnSimd sets
+    /// <see cref="RnnSimd.Kernels.Parallelism.MaxThreads"/> (its large GEMMs split across that many threads).
     /// </summary>
     public static IRunner Create(Workload w, string cell, string impl, int threads)
     {
         if (impl is LibTorch or LibTorchCell) Torch.SetThreads(threads);
+        if (impl is RnnSimd) global::RnnSimd.Kernels.Parallelism.MaxThreads = threads;
         return (impl, w) switch
         {
             (RnnSimd, { IsStep: true }) => new RnnSimdStep(w, cell),
             (RnnSimd, { Training: false }) => new RnnSimdSequence(w, cell),
-            // HOOK for the lead: (RnnSimd, { Training: true }) => the library's timed char-LM training step.
+            (RnnSimd, { Training: true }) => new RnnSimdTrain(w, cell),
             (LibTorch, { IsStep: true }) => new TorchStep(w, cell),
             (LibTorch, { Training: false }) => new TorchSequence(w, cell),
             (LibTorch, { Training: true }) => new TorchTrain(w, cell),

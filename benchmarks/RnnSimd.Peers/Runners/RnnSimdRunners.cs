@@ -1,3 +1,5 @@
+using RnnSimd.Benchmarks;
+using RnnSimd.Kernels;
 using RnnSimd.Layers;
 
 namespace RnnSimd.Peers.Runners;
@@ -87,6 +89,50 @@ internal sealed class RnnSimdStepReference : IRunner
         var y = new float[K * H];                                 // (K, 1, H)
         net.Forward(x, K, 1, [], [], y, [], [], net.CreateWorkspace(K, 1));
         return [new("y", y)];
+    }
+
+    public void Dispose() { }
+}
+
+/// <summary>
+/// T1, T2 through RnnSimd: the main project's <see cref="CharLmTrainStep"/> (Linear head, mean softmax cross-entropy,
+/// full BPTT, Adam) from the workload's initial weights and data.
+/// </summary>
+internal sealed class RnnSimdTrain : IRunner
+{
+    private readonly Workload _w;
+    private readonly string _cell;
+    private readonly CharLmTrainStep _step;
+
+    public RnnSimdTrain(Workload w, string cell)
+    {
+        (_w, _cell) = (w, cell);
+        _step = Create(w, cell);
+    }
+
+    private static CharLmTrainStep Create(Workload w, string cell)
+    {
+        var init = new CharLmInit(w, cell);
+        int[] targets = init.Data.Targets.Select(t => (int)t).ToArray();
+        return new CharLmTrainStep(init.Net, init.HeadWeight, init.HeadBias, (init.Data.OneHot, targets), w.Steps, w.Batch);
+    }
+
+    public void Run() => _step.Step();
+
+    public IReadOnlyList<Quantity> Check()
+    {
+        var fresh = Create(_w, _cell);
+        var net = fresh.Network;
+        var head = fresh.Head;
+        double loss = fresh.Step(); // gradients stay in the arenas after the update
+        var results = new List<Quantity> { new("loss", [(float)loss]) };
+        foreach (var e in net.Gradients.Entries) results.Add(new("grad." + e.Name, net.Gradients.View(e).ToArray()));
+        results.Add(new("grad.head.weight", head.Gradients["weight"].ToArray()));
+        results.Add(new("grad.head.bias", head.Gradients["bias"].ToArray()));
+        foreach (var e in net.Parameters.Entries) results.Add(new("param." + e.Name, net.Parameters.View(e).ToArray()));
+        results.Add(new("param.head.weight", head.Parameters["weight"].ToArray()));
+        results.Add(new("param.head.bias", head.Parameters["bias"].ToArray()));
+        return results;
     }
 
     public void Dispose() { }

@@ -240,7 +240,7 @@ internal sealed class TorchSequence : IRunner
 internal sealed class TorchTrain : IRunner
 {
     private readonly nn.Module _rnn;
-    private readonly Linear _head;
+    private readonly TorchSharp.Modules.Linear _head;
     private readonly optim.Optimizer _adam;
     private readonly Tensor _x, _targets;
     private readonly int _rows, _hidden;
