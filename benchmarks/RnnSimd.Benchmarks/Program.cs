@@ -1,3 +1,10 @@
 using BenchmarkDotNet.Running;
+using RnnSimd.Benchmarks;
+
+// Modes: --latency [--steps N] [--out DIR] (the S1 per-step latency distribution, see StreamingLatency),
+// otherwise BenchmarkDotNet's command line (--filter, --list, --artifacts, ...).
+if (args is ["--latency", ..])
+    return StreamingLatency.Run(args, Console.Out);
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;
