@@ -87,10 +87,14 @@ public static unsafe class Parallelism
         private readonly int _index;
         private readonly SemaphoreSlim _signal = new(0);
         private int _sleeping;
+        private int _seen;
 
         public Worker(int index)
         {
             _index = index;
+            // The generation is read here, before the thread exists: read at the thread's start instead, it could
+            // already include a job posted meanwhile, which the worker would then never run (the poster would wait forever).
+            _seen = Volatile.Read(ref s_generation);
             var thread = new Thread(Loop) { IsBackground = true, Name = $"RnnSimd worker {index}" };
             thread.Start();
         }
@@ -102,7 +106,7 @@ public static unsafe class Parallelism
 
         private void Loop()
         {
-            int seen = Volatile.Read(ref s_generation);
+            int seen = _seen;
             long spinTicks = Stopwatch.Frequency / 5000; // spin 200 µs after each job before sleeping
             while (true)
             {

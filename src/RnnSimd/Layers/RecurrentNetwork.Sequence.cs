@@ -64,6 +64,30 @@ public sealed unsafe partial class RecurrentNetwork
         S(ws.LayerOut[L - 1], (long)TB * D * Hout).CopyTo(output);
     }
 
+    /// <summary>B*GH*Hout (multiply-adds of a step's recurrent product) below which a step stays on one thread.</summary>
+    private const long ParallelStepThreshold = 1L << 20;
+
+    private struct StepJob
+    {
+        public nint Network;
+        public int Cell, Batch;
+        public float* Gx, HPrev, HNew, CPrev, CNew, Gates, TanhC, M, Gh, RH;
+    }
+
+    /// <summary>Runs rows [part*B/parts, (part+1)*B/parts) of one time step.</summary>
+    private static void StepPart(void* arg, int part, int parts)
+    {
+        ref StepJob j = ref *(StepJob*)arg;
+        var net = (RecurrentNetwork)System.Runtime.InteropServices.GCHandle.FromIntPtr(j.Network).Target!;
+        var c = net._cells[j.Cell];
+        int b0 = j.Batch * part / parts, b1 = j.Batch * (part + 1) / parts, n = b1 - b0;
+        if (n <= 0) return;
+        int H = c.H, Hout = c.Hout, GH = c.GH;
+        static float* At(float* p, int offset) => p is null ? null : p + offset;
+        net.StepRows(c, n, j.Gx + b0 * GH, j.HPrev + b0 * Hout, j.HNew + b0 * Hout, At(j.CPrev, b0 * H), At(j.CNew, b0 * H),
+            j.Gates + b0 * GH, At(j.TanhC, b0 * H), At(j.M, b0 * H), j.Gh + b0 * GH, At(j.RH, b0 * H));
+    }
+
     private void ForwardDirection(DirectionalCell c, SequenceWorkspace.Dir w, float* x, int T, int B, float* h0, float* c0, float* layerOut)
     {
         int H = c.H, Hout = c.Hout, GH = c.GH, In = c.In, D = Options.Directions, d = c.Direction;
@@ -89,9 +113,17 @@ public sealed unsafe partial class RecurrentNetwork
             float* hPrev = w.Hs + row * Hout, hNew = hPrev + B * Hout;
             float* cPrev = w.Cs is null ? null : w.Cs + row * H;
             float* cNew = cPrev is null ? null : cPrev + B * H;
-            StepRows(c, B, w.Gx + row * GH, hPrev, hNew, cPrev, cNew, w.Gates + row * GH,
-                w.TanhC is null ? null : w.TanhC + row * H, w.M is null ? null : w.M + row * H,
-                gru ? w.Gh + row * GH : w.Gh, w.RH is null ? null : w.RH + row * H);
+            var step = new StepJob
+            {
+                Network = _self, Cell = c.Layer * Options.Directions + c.Direction, Batch = B,
+                Gx = w.Gx + row * GH, HPrev = hPrev, HNew = hNew, CPrev = cPrev, CNew = cNew, Gates = w.Gates + row * GH,
+                TanhC = w.TanhC is null ? null : w.TanhC + row * H, M = w.M is null ? null : w.M + row * H,
+                Gh = gru ? w.Gh + row * GH : w.Gh, RH = w.RH is null ? null : w.RH + row * H,
+            };
+            // Rows are independent within a step: with worker threads, large batches are split by rows (each part runs
+            // its own recurrent product and gate kernels; the arithmetic per row is unchanged).
+            if (B < 2 || (long)B * GH * Hout < ParallelStepThreshold || !Parallelism.TryRun(&StepPart, &step, 2))
+                StepPart(&step, 0, 1);
             for (int b = 0; b < B; b++)
             {
                 float* dst = layerOut + ((long)t * B + b) * D * Hout + d * Hout;

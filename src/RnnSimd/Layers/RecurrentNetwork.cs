@@ -17,6 +17,8 @@ namespace RnnSimd.Layers;
 public sealed unsafe partial class RecurrentNetwork
 {
     private readonly DirectionalCell[] _cells;
+    // A weak handle to this network, for worker threads (Parallelism passes only unmanaged context).
+    private readonly nint _self;
     private int _version;
     private int _preparedVersion = -1;
 
@@ -29,6 +31,7 @@ public sealed unsafe partial class RecurrentNetwork
         Options = options;
         Kernels = kernels ?? KernelSet.Default;
         if (!Kernels.IsSupported) throw new ArgumentException($"kernel set '{Kernels.Name}' is not supported here.", nameof(kernels));
+        _self = System.Runtime.InteropServices.GCHandle.ToIntPtr(System.Runtime.InteropServices.GCHandle.Alloc(this, System.Runtime.InteropServices.GCHandleType.Weak));
         Parameters = new Arena(options.ParameterShapes());
         Gradients = Parameters.CloneLayout();
         _cells = new DirectionalCell[options.NumLayers * options.Directions];
@@ -37,6 +40,9 @@ public sealed unsafe partial class RecurrentNetwork
                 _cells[l * options.Directions + d] = new DirectionalCell(options, l, d, Parameters, Gradients, Kernels);
         ResetParameters(seed);
     }
+
+    /// <summary>Frees the weak handle the worker threads use.</summary>
+    ~RecurrentNetwork() => System.Runtime.InteropServices.GCHandle.FromIntPtr(_self).Free();
 
     /// <summary>The network's shape.</summary>
     public RecurrentOptions Options { get; }
@@ -95,9 +101,9 @@ public sealed unsafe partial class RecurrentNetwork
     /// <summary>y (B x n, row stride ldy) (+)= x (B x k) W^T, by GEMV tiles at batch 1 or GEMM panels otherwise.</summary>
     private void Recur(int batch, float* x, int k, PackedGemvMatrix? tiles, PackedGemmOperand? panels, float* y, int ldy, bool accumulate)
     {
-        if (batch == 1)
+        if (batch == 1 && tiles is not null)
         {
-            Kernels.Gemv(tiles!, S(x, k), S(y, tiles!.Rows), accumulate);
+            Kernels.Gemv(tiles, S(x, k), S(y, tiles.Rows), accumulate);
         }
         else
         {

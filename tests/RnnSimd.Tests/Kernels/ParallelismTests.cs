@@ -49,11 +49,13 @@ public class ParallelismTests
     [Fact]
     public void Whole_network_training_is_bitwise_identical_and_allocation_free_with_two_threads()
     {
-        var o = new RecurrentOptions(CellType.Lstm, 65, 64, 2, Bidirectional: true);
+        // hidden 128, batch 32: each step's recurrent product (32 x 512 x 128) is large enough to be split by rows
+        foreach (var o in new[] { new RecurrentOptions(CellType.Lstm, 65, 128, 2, Bidirectional: true), new RecurrentOptions(CellType.Gru, 65, 128, 1, ProjSize: 0, GruLinearBeforeReset: false) })
+        {
         float[] Train(int threads) => WithThreads<float[]>(threads, () =>
         {
             var net = new RecurrentNetwork(o, 9);
-            float[] x = Data(4, 16 * 32 * 65), y = new float[16 * 32 * 128], dx = new float[x.Length];
+            float[] x = Data(4, 16 * 32 * 65), y = new float[16 * 32 * o.Directions * 128], dx = new float[x.Length];
             var ws = net.CreateWorkspace(16, 32);
             net.Forward(x, 16, 32, [], [], y, [], [], ws);
             net.Backward(ws, y, [], [], dx, [], []);
@@ -64,12 +66,32 @@ public class ParallelismTests
         WithThreads(2, () =>
         {
             var net = new RecurrentNetwork(o, 9);
-            float[] x = Data(4, 16 * 32 * 65), y = new float[16 * 32 * 128];
+            float[] x = Data(4, 16 * 32 * 65), y = new float[16 * 32 * o.Directions * 128];
             var ws = net.CreateWorkspace(16, 32);
             long[] windows = SteadyStateAllocations(() => { net.Forward(x, 16, 32, [], [], y, [], [], ws); net.Backward(ws, y, [], [], [], [], []); }, 10);
             Assert.True(windows[^1] == 0, string.Join(", ", windows));
             return 0;
         });
+        }
+    }
+
+    /// <summary>Each new worker must run the first job posted right after it is created (a race once made that job wait forever).</summary>
+    [Fact]
+    public async Task New_workers_take_the_very_next_job()
+    {
+        var task = Task.Run(() =>
+        {
+            float[] a = Data(1, 200 * 300), b = Data(2, 300 * 200), c = new float[200 * 200];
+            for (int t = 2; t <= 6; t++)
+            {
+                Parallelism.MaxThreads = t;
+                KernelSet.Default.Gemm(false, false, 200, 200, 300, 1f, a, 300, b, 200, 0f, c, 200);
+            }
+            Parallelism.MaxThreads = 1;
+        });
+        var finished = await Task.WhenAny(task, Task.Delay(TimeSpan.FromSeconds(60)));
+        Assert.True(finished == task, "a parallel GEMM did not finish");
+        await task;
     }
 
     [Fact]
