@@ -29,7 +29,7 @@ echo "alloc-gate: benchmarks took $((SECONDS - start)) s"
 status=0
 bash benchmarks/compare.sh --allocations-only "$out" || status=$?
 if [ "$status" -ne 0 ]; then
-  # why a case has no result (an exception in its setup, say) is in BenchmarkDotNet's output
-  grep -iE 'error|exception|fail' "$log" | head -n 40 || true
+  # why a case has no result (an exception in its setup, a build error) is in BenchmarkDotNet's output
+  grep -E 'Exception|error [A-Z]+[0-9]+|ExitCode != 0' "$log" | head -n 40 || true
 fi
 exit "$status"

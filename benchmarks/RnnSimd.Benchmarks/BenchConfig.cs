@@ -12,8 +12,11 @@ namespace RnnSimd.Benchmarks;
 
 /// <summary>
 /// RNNSIMD_BENCH_MODE: "quick" (3 warm-up + 8 measured iterations, 1 launch: smoke and trend checks), "gate"
-/// (1 warm-up + 3 iterations of about 100 ms, 1 launch: enough for MemoryDiagnoser's bytes per operation, which is
-/// all the CI allocation gate reads; its times mean nothing), anything else: BenchmarkDotNet's adaptive defaults.
+/// (1 warm-up + 3 iterations of about 100 ms, 1 launch, tiered JIT off: enough for MemoryDiagnoser's bytes per
+/// operation, which is all the CI allocation gate reads; its times mean nothing), anything else: BenchmarkDotNet's
+/// adaptive defaults. Tiered JIT is off in the gate because a method promoted to tier 1 while the diagnoser counts
+/// can put a few hundred bytes of the runtime's own on the measured thread (BenchmarkDotNet issue 1542): seen here
+/// as 10 B/op on S2 lstm in one run of three, which would make a 0-byte gate flaky.
 /// </summary>
 internal static class BenchMode
 {
@@ -23,7 +26,8 @@ internal static class BenchMode
     {
         "quick" => job.WithWarmupCount(3).WithIterationCount(8).WithLaunchCount(1),
         "gate" => job.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1)
-            .WithIterationTime(TimeInterval.FromMilliseconds(100)),
+            .WithIterationTime(TimeInterval.FromMilliseconds(100))
+            .WithEnvironmentVariable("DOTNET_TieredCompilation", "0"),
         _ => job,
     };
 }
