@@ -5,26 +5,47 @@ using BenchmarkDotNet.Exporters;
 using BenchmarkDotNet.Exporters.Json;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
+using Perfolizer.Horology;
 using RnnSimd.Kernels;
 
 namespace RnnSimd.Benchmarks;
 
 /// <summary>
+/// RNNSIMD_BENCH_MODE: "quick" (3 warm-up + 8 measured iterations, 1 launch: smoke and trend checks), "gate"
+/// (1 warm-up + 3 iterations of about 100 ms, 1 launch, tiered JIT off: enough for MemoryDiagnoser's bytes per
+/// operation, which is all the CI allocation gate reads; its times mean nothing), anything else: BenchmarkDotNet's
+/// adaptive defaults. Tiered JIT is off in the gate because a method promoted to tier 1 while the diagnoser counts
+/// can put a few hundred bytes of the runtime's own on the measured thread (BenchmarkDotNet issue 1542): seen here
+/// as 10 B/op on S2 lstm in one run of three, which would make a 0-byte gate flaky.
+/// </summary>
+internal static class BenchMode
+{
+    public static string Name => Environment.GetEnvironmentVariable("RNNSIMD_BENCH_MODE") ?? "full";
+
+    public static Job Apply(Job job) => Name switch
+    {
+        "quick" => job.WithWarmupCount(3).WithIterationCount(8).WithLaunchCount(1),
+        "gate" => job.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1)
+            .WithIterationTime(TimeInterval.FromMilliseconds(100))
+            .WithEnvironmentVariable("DOTNET_TieredCompilation", "0"),
+        _ => job,
+    };
+}
+
+/// <summary>
 /// One job per kernel set, chosen through the library's own override (RNNSIMD_KERNELS), the scalar set as baseline.
-/// MemoryDiagnoser always on; GitHub markdown and full JSON exported. RNNSIMD_BENCH_MODE=quick shortens the runs
-/// (for smoke checks); the default is BenchmarkDotNet's own adaptive iteration counts.
+/// MemoryDiagnoser always on; GitHub markdown and full JSON exported. RNNSIMD_BENCH_MODE shortens the runs
+/// (<see cref="BenchMode"/>); the default is BenchmarkDotNet's own adaptive iteration counts.
 /// </summary>
 public class KernelSetConfig : ManualConfig
 {
     public KernelSetConfig()
     {
-        bool quick = Environment.GetEnvironmentVariable("RNNSIMD_BENCH_MODE") == "quick";
         foreach (var set in KernelSet.All.Where(s => s.IsSupported).Reverse())
         {
-            var job = Job.Default
+            var job = BenchMode.Apply(Job.Default
                 .WithEnvironmentVariables(new EnvironmentVariable(KernelSet.EnvironmentVariable, set.Name))
-                .WithId(set.Name);
-            if (quick) job = job.WithWarmupCount(3).WithIterationCount(8).WithLaunchCount(1);
+                .WithId(set.Name));
             if (set == KernelSet.Scalar) job = job.AsBaseline();
             AddJob(job);
         }
@@ -38,15 +59,13 @@ public class KernelSetConfig : ManualConfig
 
 /// <summary>
 /// The workload benchmarks: the default (widest) kernel set only, MemoryDiagnoser on, GitHub markdown + full JSON.
-/// RNNSIMD_BENCH_MODE=quick shortens the runs.
+/// RNNSIMD_BENCH_MODE shortens the runs (<see cref="BenchMode"/>; "gate" is what benchmarks/alloc-gate.sh uses).
 /// </summary>
 public class WorkloadConfig : ManualConfig
 {
     public WorkloadConfig()
     {
-        bool quick = Environment.GetEnvironmentVariable("RNNSIMD_BENCH_MODE") == "quick";
-        var job = Job.Default.WithId(KernelSet.Default.Name);
-        if (quick) job = job.WithWarmupCount(3).WithIterationCount(8).WithLaunchCount(1);
+        var job = BenchMode.Apply(Job.Default.WithId(KernelSet.Default.Name));
         AddJob(job);
         AddDiagnoser(MemoryDiagnoser.Default);
         AddExporter(MarkdownExporter.GitHub, JsonExporter.Full);

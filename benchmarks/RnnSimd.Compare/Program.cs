@@ -1,0 +1,1 @@
+return RnnSimd.Compare.Comparer.Run(args, Console.Out, Console.Error);
