@@ -42,7 +42,11 @@ public sealed unsafe partial class RecurrentNetwork
     }
 
     /// <summary>Frees the weak handle the worker threads use.</summary>
-    ~RecurrentNetwork() => System.Runtime.InteropServices.GCHandle.FromIntPtr(_self).Free();
+    ~RecurrentNetwork()
+    {
+        // _self is 0 when the constructor threw before allocating it (for example on invalid options).
+        if (_self != 0) System.Runtime.InteropServices.GCHandle.FromIntPtr(_self).Free();
+    }
 
     /// <summary>The network's shape.</summary>
     public RecurrentOptions Options { get; }
