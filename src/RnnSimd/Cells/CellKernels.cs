@@ -4,22 +4,24 @@ namespace RnnSimd.Cells;
 
 // Fused per-row cell kernels: every gate activation and the state update in one pass over the gate rows, written
 // once for every width (ILaneKernel) and driven by Lanes.For. Gate orders follow PyTorch: LSTM i,f,g,o; GRU r,z,n.
-// A and B are the two halves of the pre-activations (the caller decides which half holds the bias: the input
-// projection, the recurrent product or a pre-summed bias vector). Pointers address one batch row; Hd is H.
+// Pre-activations are (A + Bias) + B: A the input projection x W_ih^T (or, streaming at batch 1, the whole [x h] product),
+// Bias the pre-summed biases (one vector for every row), B the recurrent product h W_hh^T (with b_hn for GRU's n gate).
+// Adding the bias here, not through the GEMM's C, saves writing and re-reading a (T*B, G*H) bias matrix.
+// Pointers address one batch row; Hd is H.
 
-/// <summary>LSTM forward: gates = (σ, σ, tanh, σ)(A + B); c = f*cPrev + i*g; h = o*tanh(c). C may alias CPrev.</summary>
+/// <summary>LSTM forward: gates = (σ, σ, tanh, σ)((A + Bias) + B); c = f*cPrev + i*g; h = o*tanh(c). C may alias CPrev.</summary>
 internal unsafe struct LstmForward : ILaneKernel
 {
-    public float* A, B, CPrev, Gates, C, TanhC, H; // A, B, Gates: (4H); others (H)
+    public float* A, Bias, B, CPrev, Gates, C, TanhC, H; // A, Bias, B, Gates: (4H); others (H)
     public nuint Hd;
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct
     {
         nuint h = Hd;
-        TV i = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, j), TL.Load(B, j)));
-        TV f = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, h + j), TL.Load(B, h + j)));
-        TV g = TL.Apply<TanhOp>(TL.Add(TL.Load(A, 2 * h + j), TL.Load(B, 2 * h + j)));
-        TV o = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, 3 * h + j), TL.Load(B, 3 * h + j)));
+        TV i = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, j), TL.Load(Bias, j)), TL.Load(B, j)));
+        TV f = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, h + j), TL.Load(Bias, h + j)), TL.Load(B, h + j)));
+        TV g = TL.Apply<TanhOp>(TL.Add(TL.Add(TL.Load(A, 2 * h + j), TL.Load(Bias, 2 * h + j)), TL.Load(B, 2 * h + j)));
+        TV o = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, 3 * h + j), TL.Load(Bias, 3 * h + j)), TL.Load(B, 3 * h + j)));
         TV c = TL.Fma(f, TL.Load(CPrev, j), TL.Mul(i, g));
         TV tc = TL.Apply<TanhOp>(c);
         TL.Store(i, Gates, j);
@@ -57,18 +59,18 @@ internal unsafe struct LstmBackward : ILaneKernel
     }
 }
 
-/// <summary>GRU forward, linear before reset: r, z = σ(A + B); n = tanh(A_n + r*B_n); h = n + z*(hPrev - n). B_n holds W_hn h + b_hn.</summary>
+/// <summary>GRU forward, linear before reset: r, z = σ((A + Bias) + B); n = tanh((A_n + Bias_n) + r*B_n); h = n + z*(hPrev - n). B_n holds W_hn h + b_hn.</summary>
 internal unsafe struct GruForwardLinearBeforeReset : ILaneKernel
 {
-    public float* A, B, HPrev, Gates, H; // A, B, Gates: (3H)
+    public float* A, Bias, B, HPrev, Gates, H; // A, Bias, B, Gates: (3H)
     public nuint Hd;
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct
     {
         nuint h = Hd;
-        TV r = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, j), TL.Load(B, j)));
-        TV z = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, h + j), TL.Load(B, h + j)));
-        TV n = TL.Apply<TanhOp>(TL.Fma(r, TL.Load(B, 2 * h + j), TL.Load(A, 2 * h + j)));
+        TV r = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, j), TL.Load(Bias, j)), TL.Load(B, j)));
+        TV z = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, h + j), TL.Load(Bias, h + j)), TL.Load(B, h + j)));
+        TV n = TL.Apply<TanhOp>(TL.Fma(r, TL.Load(B, 2 * h + j), TL.Add(TL.Load(A, 2 * h + j), TL.Load(Bias, 2 * h + j))));
         TL.Store(r, Gates, j);
         TL.Store(z, Gates, h + j);
         TL.Store(n, Gates, 2 * h + j);
@@ -76,34 +78,34 @@ internal unsafe struct GruForwardLinearBeforeReset : ILaneKernel
     }
 }
 
-/// <summary>GRU (either form), first half: r, z = σ(A + B) into Gates; RH = r*hPrev (for the original form's W_hn (r*h)).</summary>
+/// <summary>GRU (either form), first half: r, z = σ((A + Bias) + B) into Gates; RH = r*hPrev (for the original form's W_hn (r*h)).</summary>
 internal unsafe struct GruForwardResetUpdate : ILaneKernel
 {
-    public float* A, B, HPrev, Gates, RH;
+    public float* A, Bias, B, HPrev, Gates, RH;
     public nuint Hd;
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct
     {
         nuint h = Hd;
-        TV r = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, j), TL.Load(B, j)));
-        TV z = TL.Apply<SigmoidOp>(TL.Add(TL.Load(A, h + j), TL.Load(B, h + j)));
+        TV r = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, j), TL.Load(Bias, j)), TL.Load(B, j)));
+        TV z = TL.Apply<SigmoidOp>(TL.Add(TL.Add(TL.Load(A, h + j), TL.Load(Bias, h + j)), TL.Load(B, h + j)));
         TL.Store(r, Gates, j);
         TL.Store(z, Gates, h + j);
         TL.Store(TL.Mul(r, TL.Load(HPrev, j)), RH, j);
     }
 }
 
-/// <summary>GRU original form, second half: n = tanh(A_n + B_n) with B_n = W_hn (r*h) + b_hn; h = n + z*(hPrev - n).</summary>
+/// <summary>GRU original form, second half: n = tanh((A_n + Bias_n) + B_n) with B_n = W_hn (r*h) + b_hn; h = n + z*(hPrev - n).</summary>
 internal unsafe struct GruForwardNew : ILaneKernel
 {
-    public float* A, B, HPrev, Gates, H;
+    public float* A, Bias, B, HPrev, Gates, H;
     public nuint Hd;
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct
     {
         nuint h = Hd;
         TV z = TL.Load(Gates, h + j);
-        TV n = TL.Apply<TanhOp>(TL.Add(TL.Load(A, 2 * h + j), TL.Load(B, 2 * h + j)));
+        TV n = TL.Apply<TanhOp>(TL.Add(TL.Add(TL.Load(A, 2 * h + j), TL.Load(Bias, 2 * h + j)), TL.Load(B, 2 * h + j)));
         TL.Store(n, Gates, 2 * h + j);
         TL.Store(TL.Fma(z, TL.Sub(TL.Load(HPrev, j), n), n), H, j);
     }
@@ -163,13 +165,13 @@ internal unsafe struct GruBackwardReset : ILaneKernel
     }
 }
 
-/// <summary>Elman RNN forward: h = act(A + B).</summary>
+/// <summary>Elman RNN forward: h = act((A + Bias) + B).</summary>
 internal unsafe struct RnnForward<TAct> : ILaneKernel where TAct : IActivation
 {
-    public float* A, B, H;
+    public float* A, Bias, B, H;
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
-        TL.Store(TL.Apply<TAct>(TL.Add(TL.Load(A, j), TL.Load(B, j))), H, j);
+        TL.Store(TL.Apply<TAct>(TL.Add(TL.Add(TL.Load(A, j), TL.Load(Bias, j)), TL.Load(B, j))), H, j);
 }
 
 /// <summary>Elman RNN backward: dG = act'(from h) * dh.</summary>

@@ -19,6 +19,9 @@ internal sealed unsafe class DirectionalCell
     // Pre-summed biases: LSTM/RNN b_ih + b_hh (GH); GRU [b_ir + b_hr, b_iz + b_hz, b_in] (3H) and b_hn (H).
     public readonly float[] BiasSum, BiasHn;
     public readonly float* BiasSumP, BiasHnP;
+    // GH zeros: the recurrent half of a batch-1 streaming step, whose single GEMV already covers x and h.
+    public readonly float* ZerosP;
+    private readonly float[] _zeros;
 
     private readonly KernelSet _k;
     private int _gemmVersion = -1, _gemvVersion = -1, _stepVersion = -1, _backVersion = -1;
@@ -49,6 +52,8 @@ internal sealed unsafe class DirectionalCell
         BiasHn = GC.AllocateArray<float>(H, pinned: true);
         BiasSumP = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref BiasSum[0]);
         BiasHnP = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref BiasHn[0]);
+        _zeros = GC.AllocateArray<float>(GH, pinned: true);
+        ZerosP = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _zeros[0]);
     }
 
     private static ReadOnlySpan<float> S(float* p, int n) => new(p, n);

@@ -64,30 +64,6 @@ public sealed unsafe partial class RecurrentNetwork
         S(ws.LayerOut[L - 1], (long)TB * D * Hout).CopyTo(output);
     }
 
-    /// <summary>B*GH*Hout (multiply-adds of a step's recurrent product) below which a step stays on one thread.</summary>
-    private const long ParallelStepThreshold = 1L << 20;
-
-    private struct StepJob
-    {
-        public nint Network;
-        public int Cell, Batch;
-        public float* Gx, HPrev, HNew, CPrev, CNew, Gates, TanhC, M, Gh, RH;
-    }
-
-    /// <summary>Runs rows [part*B/parts, (part+1)*B/parts) of one time step.</summary>
-    private static void StepPart(void* arg, int part, int parts)
-    {
-        ref StepJob j = ref *(StepJob*)arg;
-        var net = (RecurrentNetwork)System.Runtime.InteropServices.GCHandle.FromIntPtr(j.Network).Target!;
-        var c = net._cells[j.Cell];
-        int b0 = j.Batch * part / parts, b1 = j.Batch * (part + 1) / parts, n = b1 - b0;
-        if (n <= 0) return;
-        int H = c.H, Hout = c.Hout, GH = c.GH;
-        static float* At(float* p, int offset) => p is null ? null : p + offset;
-        net.StepRows(c, n, j.Gx + b0 * GH, j.HPrev + b0 * Hout, j.HNew + b0 * Hout, At(j.CPrev, b0 * H), At(j.CNew, b0 * H),
-            j.Gates + b0 * GH, At(j.TanhC, b0 * H), At(j.M, b0 * H), j.Gh + b0 * GH, At(j.RH, b0 * H));
-    }
-
     private void ForwardDirection(DirectionalCell c, SequenceWorkspace.Dir w, float* x, int T, int B, float* h0, float* c0, float* layerOut)
     {
         int H = c.H, Hout = c.Hout, GH = c.GH, In = c.In, D = Options.Directions, d = c.Direction;
@@ -99,9 +75,8 @@ public sealed unsafe partial class RecurrentNetwork
             for (int s = 0; s < T; s++) Copy(x + (long)(T - 1 - s) * B * In, w.XRev + (long)s * B * In, B * In);
             xp = w.XRev;
         }
-        // Input projection of every step at once: Gx = Xp W_ih^T + biases (pre-summed where they can be).
-        for (int r = 0; r < TB; r++) Copy(c.BiasSumP, w.Gx + (long)r * GH, GH);
-        Kernels.Gemm(false, TB, 1f, S(xp, (long)TB * In), In, c.WihT!, 1f, S(w.Gx, (long)TB * GH), GH);
+        // Input projection of every step at once: Gx = Xp W_ih^T (the pre-summed biases are added by the step kernels).
+        Kernels.Gemm(false, TB, 1f, S(xp, (long)TB * In), In, c.WihT!, 0f, S(w.Gx, (long)TB * GH), GH);
 
         if (h0 is null) Zero(w.Hs, B * Hout); else Copy(h0, w.Hs, B * Hout);
         if (c.Cell == CellType.Lstm) { if (c0 is null) Zero(w.Cs, B * H); else Copy(c0, w.Cs, B * H); }
@@ -113,17 +88,9 @@ public sealed unsafe partial class RecurrentNetwork
             float* hPrev = w.Hs + row * Hout, hNew = hPrev + B * Hout;
             float* cPrev = w.Cs is null ? null : w.Cs + row * H;
             float* cNew = cPrev is null ? null : cPrev + B * H;
-            var step = new StepJob
-            {
-                Network = _self, Cell = c.Layer * Options.Directions + c.Direction, Batch = B,
-                Gx = w.Gx + row * GH, HPrev = hPrev, HNew = hNew, CPrev = cPrev, CNew = cNew, Gates = w.Gates + row * GH,
-                TanhC = w.TanhC is null ? null : w.TanhC + row * H, M = w.M is null ? null : w.M + row * H,
-                Gh = gru ? w.Gh + row * GH : w.Gh, RH = w.RH is null ? null : w.RH + row * H,
-            };
-            // Rows are independent within a step: with worker threads, large batches are split by rows (each part runs
-            // its own recurrent product and gate kernels; the arithmetic per row is unchanged).
-            if (B < 2 || (long)B * GH * Hout < ParallelStepThreshold || !Parallelism.TryRun(&StepPart, &step, 2))
-                StepPart(&step, 0, 1);
+            StepRows(c, B, w.Gx + row * GH, hPrev, hNew, cPrev, cNew, w.Gates + row * GH,
+                w.TanhC is null ? null : w.TanhC + row * H, w.M is null ? null : w.M + row * H,
+                gru ? w.Gh + row * GH : w.Gh, w.RH is null ? null : w.RH + row * H);
             for (int b = 0; b < B; b++)
             {
                 float* dst = layerOut + ((long)t * B + b) * D * Hout + d * Hout;
@@ -220,90 +187,65 @@ public sealed unsafe partial class RecurrentNetwork
                     Copy(carry + b * Hout, dh + b * Hout, Hout);
                 if (dHidden is not null) Copy(dh + b * Hout, dHidden + ((long)t * B + b) * D * Hout + d * Hout, Hout);
             }
-            switch (c.Cell)
+            fixed (int* lens = lengths)
             {
-                case CellType.Lstm:
+                var job = new RowJob
                 {
-                    float* dm = dh;
-                    if (P > 0)
-                    {
-                        Copy(dh, w.DHs + row * P, B * P);
-                        for (int b = 0; b < B; b++) // a padded step's m is not part of the model: no dW_hr from it
-                            if (!Active(lengths, b, t)) Zero(w.DHs + (row + b) * P, P);
-                        dm = w.DM;
-                        RecurBack(B, dh, P, c.Whr, P, H, c.WhrN, dm, false);
-                    }
-                    float* cPrev = w.Cs + row * H, tanhC = w.TanhC + row * H;
-                    for (int b = 0; b < B; b++)
-                    {
-                        if (!Active(lengths, b, t)) { Zero(dg + b * GH, GH); continue; }
-                        var k = new LstmBackward
-                        {
-                            DM = dm + b * H, DCNext = dc + b * H, Gates = gates + b * GH, CPrev = cPrev + b * H,
-                            TanhC = tanhC + b * H, DG = dg + b * GH, DCPrev = dc + b * H, Hd = (nuint)H,
-                        };
-                        Lanes.For(isa, H, ref k);
-                    }
-                    RecurBack(B, dg, GH, c.Whh, GH, Hout, c.WhhN, carry, false);
-                    break;
-                }
-                case CellType.Gru:
+                    Isa = isa, Batch = B, H = H, GH = GH, Hout = Hout, T = t, Lengths = lengths.IsEmpty ? null : lens,
+                    LinearBeforeReset = c.LinearBeforeReset, Gates = gates, DH = dh, DC = dc, DG = dg, HPrev = hPrev,
+                    HOut = hPrev + B * Hout, DHPrev = carry,
+                };
+                switch (c.Cell)
                 {
-                    float* dgh = dGh + row * GH, gh = w.Gh + row * GH;
-                    for (int b = 0; b < B; b++)
+                    case CellType.Lstm:
                     {
-                        if (!Active(lengths, b, t)) { Zero(dg + b * GH, GH); Zero(dgh + b * GH, GH); Copy(dh + b * Hout, carry + b * Hout, Hout); continue; }
-                        var k = new GruBackward
+                        job.DM = dh;
+                        if (P > 0)
                         {
-                            DH = dh + b * Hout, Gates = gates + b * GH, HPrev = hPrev + b * Hout, Bn = gh + b * GH + 2 * H,
-                            DA = dg + b * GH, DB = dgh + b * GH, DHPrev = carry + b * Hout, Hd = (nuint)H, LinearBeforeReset = c.LinearBeforeReset,
-                        };
-                        Lanes.For(isa, H, ref k);
-                    }
-                    if (!c.LinearBeforeReset)
-                    {
-                        RecurBack(B, dgh + 2 * H, GH, c.Whh + 2 * H * Hout, H, Hout, c.WhnN, w.DRH, false);
-                        for (int b = 0; b < B; b++)
-                        {
-                            if (!Active(lengths, b, t)) continue;
-                            var k = new GruBackwardReset
-                            {
-                                DRH = w.DRH + b * H, Gates = gates + b * GH, HPrev = hPrev + b * Hout, DA = dg + b * GH, DB = dgh + b * GH, DHPrev = carry + b * Hout,
-                            };
-                            Lanes.For(isa, H, ref k);
+                            Copy(dh, w.DHs + row * P, B * P);
+                            for (int b = 0; b < B; b++) // a padded step's m is not part of the model: no dW_hr from it
+                                if (!Active(lengths, b, t)) Zero(w.DHs + (row + b) * P, P);
+                            job.DM = w.DM;
+                            RecurBack(B, dh, P, c.Whr, P, H, c.WhrN, w.DM, false);
                         }
-                        RecurBack(B, dgh, GH, c.Whh, 2 * H, Hout, c.WhrzN, carry, true);
+                        job.Kind = RowKind.LstmBackward;
+                        job.CPrev = w.Cs + row * H;
+                        job.TanhC = w.TanhC + row * H;
+                        RowJob.Run(ref job);
+                        RecurBack(B, dg, GH, c.Whh, GH, Hout, c.WhhN, carry, false);
+                        break;
                     }
-                    else if (B == 1)
+                    case CellType.Gru:
                     {
-                        RecurBack(B, dgh, GH, c.Whh, GH, Hout, null, carry, true);
-                    }
-                    else
-                    {
-                        RecurBack(B, dgh, GH, c.Whh, 2 * H, Hout, c.WhrzN, carry, true);
-                        RecurBack(B, dgh + 2 * H, GH, c.Whh + 2 * H * Hout, H, Hout, c.WhnN, carry, true);
-                    }
-                    break;
-                }
-                default:
-                {
-                    float* hNew = hPrev + B * Hout;
-                    for (int b = 0; b < B; b++)
-                    {
-                        if (!Active(lengths, b, t)) { Zero(dg + b * GH, GH); continue; }
-                        if (c.Cell == CellType.RnnTanh)
+                        float* dgh = dGh + row * GH;
+                        job.Kind = RowKind.GruBackward;
+                        job.DB = dgh;
+                        job.Bn = w.Gh + row * GH + 2 * H;
+                        RowJob.Run(ref job);
+                        if (!c.LinearBeforeReset)
                         {
-                            var k = new RnnBackward<TanhOp> { DH = dh + b * Hout, H = hNew + b * Hout, DG = dg + b * GH };
-                            Lanes.For(isa, H, ref k);
+                            RecurBack(B, dgh + 2 * H, GH, c.Whh + 2 * H * Hout, H, Hout, c.WhnN, w.DRH, false);
+                            job.Kind = RowKind.GruBackwardReset;
+                            job.DRH = w.DRH;
+                            RowJob.Run(ref job);
+                            RecurBack(B, dgh, GH, c.Whh, 2 * H, Hout, c.WhrzN, carry, true);
+                        }
+                        else if (B == 1)
+                        {
+                            RecurBack(B, dgh, GH, c.Whh, GH, Hout, null, carry, true);
                         }
                         else
                         {
-                            var k = new RnnBackward<ReluOp> { DH = dh + b * Hout, H = hNew + b * Hout, DG = dg + b * GH };
-                            Lanes.For(isa, H, ref k);
+                            RecurBack(B, dgh, GH, c.Whh, 2 * H, Hout, c.WhrzN, carry, true);
+                            RecurBack(B, dgh + 2 * H, GH, c.Whh + 2 * H * Hout, H, Hout, c.WhnN, carry, true);
                         }
+                        break;
                     }
-                    RecurBack(B, dg, GH, c.Whh, GH, Hout, c.WhhN, carry, false);
-                    break;
+                    default:
+                        job.Kind = c.Cell == CellType.RnnTanh ? RowKind.RnnTanhBackward : RowKind.RnnReluBackward;
+                        RowJob.Run(ref job);
+                        RecurBack(B, dg, GH, c.Whh, GH, Hout, c.WhhN, carry, false);
+                        break;
                 }
             }
             if (!gru && !lengths.IsEmpty)

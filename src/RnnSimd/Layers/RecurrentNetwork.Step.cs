@@ -50,8 +50,7 @@ public sealed unsafe partial class RecurrentNetwork
                 {
                     c.EnsureGemm(_version);
                     float* gx = state.Gx[l], h = state.XH[l];
-                    for (int b = 0; b < B; b++) Copy(c.BiasSumP, gx + b * c.GH, c.GH);
-                    Kernels.Gemm(false, B, 1f, S(x, (long)B * c.In), c.In, c.WihT!, 1f, S(gx, (long)B * c.GH), c.GH);
+                    Kernels.Gemm(false, B, 1f, S(x, (long)B * c.In), c.In, c.WihT!, 0f, S(gx, (long)B * c.GH), c.GH);
                     StepRows(c, B, gx, h, h, state.C[l], state.C[l], state.Gates[l], state.TanhC[l], state.M[l], state.Gh[l], state.RH[l]);
                     x = h;
                 }
@@ -78,7 +77,7 @@ public sealed unsafe partial class RecurrentNetwork
                 float* mOut = c.P > 0 ? st.M[l] : h;
                 var k = new LstmForward
                 {
-                    A = a, B = c.BiasSumP, CPrev = st.C[l], Gates = st.Gates[l], C = st.C[l], TanhC = st.TanhC[l], H = mOut, Hd = (nuint)H,
+                    A = a, Bias = c.BiasSumP, B = c.ZerosP, CPrev = st.C[l], Gates = st.Gates[l], C = st.C[l], TanhC = st.TanhC[l], H = mOut, Hd = (nuint)H,
                 };
                 Lanes.For(isa, H, ref k);
                 if (c.P > 0) Kernels.Gemv(c.WhrV!, S(mOut, H), S(h, c.P));
@@ -87,22 +86,21 @@ public sealed unsafe partial class RecurrentNetwork
             case CellType.Gru:
             {
                 Kernels.Gemv(c.StepRzV!, S(xh, In + H), S(a, 2 * H));
-                Copy(c.BiasSumP + 2 * H, a + 2 * H, H);
-                Kernels.Gemv(c.WinV!, S(xh, In), S(a + 2 * H, H), accumulate: true);
-                Copy(c.BiasSumP, bb, 2 * H);
+                Kernels.Gemv(c.WinV!, S(xh, In), S(a + 2 * H, H));
+                Zero(bb, 2 * H);
                 Copy(c.BiasHnP, bb + 2 * H, H);
                 if (c.LinearBeforeReset)
                 {
                     Kernels.Gemv(c.WhnV!, S(h, H), S(bb + 2 * H, H), accumulate: true);
-                    var k = new GruForwardLinearBeforeReset { A = a, B = bb, HPrev = h, Gates = st.Gates[l], H = h, Hd = (nuint)H };
+                    var k = new GruForwardLinearBeforeReset { A = a, Bias = c.BiasSumP, B = bb, HPrev = h, Gates = st.Gates[l], H = h, Hd = (nuint)H };
                     Lanes.For(isa, H, ref k);
                 }
                 else
                 {
-                    var k1 = new GruForwardResetUpdate { A = a, B = bb, HPrev = h, Gates = st.Gates[l], RH = st.RH[l], Hd = (nuint)H };
+                    var k1 = new GruForwardResetUpdate { A = a, Bias = c.BiasSumP, B = bb, HPrev = h, Gates = st.Gates[l], RH = st.RH[l], Hd = (nuint)H };
                     Lanes.For(isa, H, ref k1);
                     Kernels.Gemv(c.WhnV!, S(st.RH[l], H), S(bb + 2 * H, H), accumulate: true);
-                    var k2 = new GruForwardNew { A = a, B = bb, HPrev = h, Gates = st.Gates[l], H = h, Hd = (nuint)H };
+                    var k2 = new GruForwardNew { A = a, Bias = c.BiasSumP, B = bb, HPrev = h, Gates = st.Gates[l], H = h, Hd = (nuint)H };
                     Lanes.For(isa, H, ref k2);
                 }
                 break;
@@ -112,12 +110,12 @@ public sealed unsafe partial class RecurrentNetwork
                 Kernels.Gemv(c.StepV!, S(xh, In + c.Hout), S(a, GH));
                 if (c.Cell == CellType.RnnTanh)
                 {
-                    var k = new RnnForward<TanhOp> { A = a, B = c.BiasSumP, H = h };
+                    var k = new RnnForward<TanhOp> { A = a, Bias = c.BiasSumP, B = c.ZerosP, H = h };
                     Lanes.For(isa, H, ref k);
                 }
                 else
                 {
-                    var k = new RnnForward<ReluOp> { A = a, B = c.BiasSumP, H = h };
+                    var k = new RnnForward<ReluOp> { A = a, Bias = c.BiasSumP, B = c.ZerosP, H = h };
                     Lanes.For(isa, H, ref k);
                 }
                 break;

@@ -136,82 +136,44 @@ public sealed unsafe partial class RecurrentNetwork
     private void StepRows(DirectionalCell c, int batch, float* gx, float* hPrev, float* hNew, float* cPrev, float* cNew,
         float* gates, float* tanhC, float* m, float* gh, float* rh)
     {
-        var isa = Kernels.Isa;
         int H = c.H, Hout = c.Hout, GH = c.GH;
+        var job = new RowJob
+        {
+            Isa = Kernels.Isa, Batch = batch, H = H, GH = GH, Hout = Hout, A = gx, Bias = c.BiasSumP, B = gh, HPrev = hPrev, CPrev = cPrev,
+            Gates = gates, C = cNew, TanhC = tanhC, HOut = hNew, RH = rh,
+        };
         switch (c.Cell)
         {
             case CellType.Lstm:
-            {
                 Recur(batch, hPrev, Hout, c.WhhV, c.WhhT, gh, GH, false);
-                float* mOut = c.P > 0 ? m : hNew;
-                for (int b = 0; b < batch; b++)
-                {
-                    var k = new LstmForward
-                    {
-                        A = gx + b * GH, B = gh + b * GH, CPrev = cPrev + b * H, Gates = gates + b * GH,
-                        C = cNew + b * H, TanhC = tanhC + b * H, H = mOut + b * H, Hd = (nuint)H,
-                    };
-                    Lanes.For(isa, H, ref k);
-                }
+                job.Kind = RowKind.LstmForward;
+                if (c.P > 0) job.HOut = m;
+                RowJob.Run(ref job);
                 if (c.P > 0) Recur(batch, m, H, c.WhrV, c.WhrT, hNew, Hout, false);
                 break;
-            }
             case CellType.Gru:
-            {
                 Recur(batch, hPrev, Hout, c.WhrzV, c.WhrzT, gh, GH, false);
                 for (int b = 0; b < batch; b++) Copy(c.BiasHnP, gh + b * GH + 2 * H, H);
                 if (c.LinearBeforeReset)
                 {
                     Recur(batch, hPrev, Hout, c.WhnV, c.WhnT, gh + 2 * H, GH, true);
-                    for (int b = 0; b < batch; b++)
-                    {
-                        var k = new GruForwardLinearBeforeReset
-                        {
-                            A = gx + b * GH, B = gh + b * GH, HPrev = hPrev + b * Hout, Gates = gates + b * GH, H = hNew + b * Hout, Hd = (nuint)H,
-                        };
-                        Lanes.For(isa, H, ref k);
-                    }
+                    job.Kind = RowKind.GruForwardLinearBeforeReset;
+                    RowJob.Run(ref job);
                 }
                 else
                 {
-                    for (int b = 0; b < batch; b++)
-                    {
-                        var k = new GruForwardResetUpdate
-                        {
-                            A = gx + b * GH, B = gh + b * GH, HPrev = hPrev + b * Hout, Gates = gates + b * GH, RH = rh + b * H, Hd = (nuint)H,
-                        };
-                        Lanes.For(isa, H, ref k);
-                    }
+                    job.Kind = RowKind.GruForwardResetUpdate;
+                    RowJob.Run(ref job);
                     Recur(batch, rh, H, c.WhnV, c.WhnT, gh + 2 * H, GH, true);
-                    for (int b = 0; b < batch; b++)
-                    {
-                        var k = new GruForwardNew
-                        {
-                            A = gx + b * GH, B = gh + b * GH, HPrev = hPrev + b * Hout, Gates = gates + b * GH, H = hNew + b * Hout, Hd = (nuint)H,
-                        };
-                        Lanes.For(isa, H, ref k);
-                    }
+                    job.Kind = RowKind.GruForwardNew;
+                    RowJob.Run(ref job);
                 }
                 break;
-            }
             default:
-            {
                 Recur(batch, hPrev, Hout, c.WhhV, c.WhhT, gh, GH, false);
-                for (int b = 0; b < batch; b++)
-                {
-                    if (c.Cell == CellType.RnnTanh)
-                    {
-                        var k = new RnnForward<TanhOp> { A = gx + b * GH, B = gh + b * GH, H = hNew + b * Hout };
-                        Lanes.For(isa, H, ref k);
-                    }
-                    else
-                    {
-                        var k = new RnnForward<ReluOp> { A = gx + b * GH, B = gh + b * GH, H = hNew + b * Hout };
-                        Lanes.For(isa, H, ref k);
-                    }
-                }
+                job.Kind = c.Cell == CellType.RnnTanh ? RowKind.RnnTanhForward : RowKind.RnnReluForward;
+                RowJob.Run(ref job);
                 break;
-            }
         }
     }
 }
