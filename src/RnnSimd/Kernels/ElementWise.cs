@@ -5,40 +5,56 @@ using System.Runtime.Intrinsics;
 namespace RnnSimd.Kernels;
 
 /// <summary>
-/// Element-wise drivers, generic over an op so the JIT specialises and inlines it.
-/// Tail policy (one for the whole family): the last full vector overlaps the previous one; its inputs are loaded
-/// before the main loop writes anything, so same-start in-place calls (destination == source) are safe.
-/// Lengths below one vector fall to the next narrower width, then to scalar code.
-/// Partially overlapping source and destination (other than same start) are not supported.
+/// Element-wise drivers, generic over an op so the JIT specialises and inlines it. They run as lane kernels through
+/// <see cref="Lanes.For{TK}"/>, the one driver of every fused kernel: the widest vectors first, then one Vector256,
+/// then scalar lanes, all performing the same IEEE operations. Same-start in-place calls (destination == source) are
+/// safe, since each lane is read before it is written; other partial overlaps are not supported.
 /// </summary>
-internal static class ElementWise
+internal static unsafe class ElementWise
 {
+    private struct Unary<TOp> : ILaneKernel where TOp : IUnaryOp
+    {
+        public float* X, D;
+        public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct => TL.Store(TL.Apply<TOp>(TL.Load(X, j)), D, j);
+    }
+
+    private struct Binary<TOp> : ILaneKernel where TOp : IBinaryOp
+    {
+        public float* X, Y, D;
+        public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
+            TL.Store(TL.Apply<TOp>(TL.Load(X, j), TL.Load(Y, j)), D, j);
+    }
+
+    private struct Ternary<TOp> : ILaneKernel where TOp : ITernaryOp
+    {
+        public float* X, Y, Z, D;
+        public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
+            TL.Store(TL.Apply<TOp>(TL.Load(X, j), TL.Load(Y, j), TL.Load(Z, j)), D, j);
+    }
+
+    private struct ActivationBackward<TAct> : ILaneKernel where TAct : IActivation
+    {
+        public float* Y, DY, DX;
+        public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
+            TL.Store(TL.Backward<TAct>(TL.Load(Y, j), TL.Load(DY, j)), DX, j);
+    }
+
+    private struct AxpyKernel : ILaneKernel
+    {
+        public float* X, Y;
+        public float Alpha;
+        public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
+            TL.Store(TL.Fma(TL.Splat(Alpha), TL.Load(X, j), TL.Load(Y, j)), Y, j);
+    }
+
     public static void Map<TOp>(KernelIsa isa, ReadOnlySpan<float> x, Span<float> dst) where TOp : IUnaryOp
     {
         ThrowHelper.CheckLength(dst.Length, x.Length, nameof(dst), "x.Length");
-        int n = x.Length;
-        ref float xs = ref MemoryMarshal.GetReference(x);
-        ref float ds = ref MemoryMarshal.GetReference(dst);
-        int i = 0;
-        if (isa == KernelIsa.Avx512 && n >= Vector512<float>.Count)
+        fixed (float* px = x, pd = dst)
         {
-            int last = n - Vector512<float>.Count;
-            var tail = Vector512.LoadUnsafe(ref xs, (nuint)last);
-            for (; i < last; i += Vector512<float>.Count)
-                TOp.Invoke(Vector512.LoadUnsafe(ref xs, (nuint)i)).StoreUnsafe(ref ds, (nuint)i);
-            TOp.Invoke(tail).StoreUnsafe(ref ds, (nuint)last);
-            return;
+            var k = new Unary<TOp> { X = px, D = pd };
+            Lanes.For(isa, x.Length, ref k);
         }
-        if (isa >= KernelIsa.Avx2 && n >= Vector256<float>.Count)
-        {
-            int last = n - Vector256<float>.Count;
-            var tail = Vector256.LoadUnsafe(ref xs, (nuint)last);
-            for (; i < last; i += Vector256<float>.Count)
-                TOp.Invoke(Vector256.LoadUnsafe(ref xs, (nuint)i)).StoreUnsafe(ref ds, (nuint)i);
-            TOp.Invoke(tail).StoreUnsafe(ref ds, (nuint)last);
-            return;
-        }
-        for (; i < n; i++) Unsafe.Add(ref ds, i) = TOp.Invoke(Unsafe.Add(ref xs, i));
     }
 
     public static void Map<TOp>(KernelIsa isa, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst)
@@ -46,34 +62,11 @@ internal static class ElementWise
     {
         ThrowHelper.CheckLength(y.Length, x.Length, nameof(y), "x.Length");
         ThrowHelper.CheckLength(dst.Length, x.Length, nameof(dst), "x.Length");
-        int n = x.Length;
-        ref float xs = ref MemoryMarshal.GetReference(x);
-        ref float ys = ref MemoryMarshal.GetReference(y);
-        ref float ds = ref MemoryMarshal.GetReference(dst);
-        int i = 0;
-        if (isa == KernelIsa.Avx512 && n >= Vector512<float>.Count)
+        fixed (float* px = x, py = y, pd = dst)
         {
-            int last = n - Vector512<float>.Count;
-            var tx = Vector512.LoadUnsafe(ref xs, (nuint)last);
-            var ty = Vector512.LoadUnsafe(ref ys, (nuint)last);
-            for (; i < last; i += Vector512<float>.Count)
-                TOp.Invoke(Vector512.LoadUnsafe(ref xs, (nuint)i), Vector512.LoadUnsafe(ref ys, (nuint)i))
-                    .StoreUnsafe(ref ds, (nuint)i);
-            TOp.Invoke(tx, ty).StoreUnsafe(ref ds, (nuint)last);
-            return;
+            var k = new Binary<TOp> { X = px, Y = py, D = pd };
+            Lanes.For(isa, x.Length, ref k);
         }
-        if (isa >= KernelIsa.Avx2 && n >= Vector256<float>.Count)
-        {
-            int last = n - Vector256<float>.Count;
-            var tx = Vector256.LoadUnsafe(ref xs, (nuint)last);
-            var ty = Vector256.LoadUnsafe(ref ys, (nuint)last);
-            for (; i < last; i += Vector256<float>.Count)
-                TOp.Invoke(Vector256.LoadUnsafe(ref xs, (nuint)i), Vector256.LoadUnsafe(ref ys, (nuint)i))
-                    .StoreUnsafe(ref ds, (nuint)i);
-            TOp.Invoke(tx, ty).StoreUnsafe(ref ds, (nuint)last);
-            return;
-        }
-        for (; i < n; i++) Unsafe.Add(ref ds, i) = TOp.Invoke(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
     }
 
     public static void Map<TOp>(KernelIsa isa, ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> z,
@@ -82,50 +75,24 @@ internal static class ElementWise
         ThrowHelper.CheckLength(y.Length, x.Length, nameof(y), "x.Length");
         ThrowHelper.CheckLength(z.Length, x.Length, nameof(z), "x.Length");
         ThrowHelper.CheckLength(dst.Length, x.Length, nameof(dst), "x.Length");
-        int n = x.Length;
-        ref float xs = ref MemoryMarshal.GetReference(x);
-        ref float ys = ref MemoryMarshal.GetReference(y);
-        ref float zs = ref MemoryMarshal.GetReference(z);
-        ref float ds = ref MemoryMarshal.GetReference(dst);
-        int i = 0;
-        if (isa == KernelIsa.Avx512 && n >= Vector512<float>.Count)
+        fixed (float* px = x, py = y, pz = z, pd = dst)
         {
-            int last = n - Vector512<float>.Count;
-            var tx = Vector512.LoadUnsafe(ref xs, (nuint)last);
-            var ty = Vector512.LoadUnsafe(ref ys, (nuint)last);
-            var tz = Vector512.LoadUnsafe(ref zs, (nuint)last);
-            for (; i < last; i += Vector512<float>.Count)
-                TOp.Invoke(Vector512.LoadUnsafe(ref xs, (nuint)i), Vector512.LoadUnsafe(ref ys, (nuint)i),
-                    Vector512.LoadUnsafe(ref zs, (nuint)i)).StoreUnsafe(ref ds, (nuint)i);
-            TOp.Invoke(tx, ty, tz).StoreUnsafe(ref ds, (nuint)last);
-            return;
+            var k = new Ternary<TOp> { X = px, Y = py, Z = pz, D = pd };
+            Lanes.For(isa, x.Length, ref k);
         }
-        if (isa >= KernelIsa.Avx2 && n >= Vector256<float>.Count)
-        {
-            int last = n - Vector256<float>.Count;
-            var tx = Vector256.LoadUnsafe(ref xs, (nuint)last);
-            var ty = Vector256.LoadUnsafe(ref ys, (nuint)last);
-            var tz = Vector256.LoadUnsafe(ref zs, (nuint)last);
-            for (; i < last; i += Vector256<float>.Count)
-                TOp.Invoke(Vector256.LoadUnsafe(ref xs, (nuint)i), Vector256.LoadUnsafe(ref ys, (nuint)i),
-                    Vector256.LoadUnsafe(ref zs, (nuint)i)).StoreUnsafe(ref ds, (nuint)i);
-            TOp.Invoke(tx, ty, tz).StoreUnsafe(ref ds, (nuint)last);
-            return;
-        }
-        for (; i < n; i++)
-            Unsafe.Add(ref ds, i) = TOp.Invoke(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i), Unsafe.Add(ref zs, i));
     }
 
     /// <summary>dx = f'(x) * dy from the saved output y, for an activation.</summary>
     public static void Backward<TAct>(KernelIsa isa, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
-        where TAct : IActivation => Map<BackwardOp<TAct>>(isa, y, dy, dx);
-
-    /// <summary>Adapts an activation's backward to the binary driver.</summary>
-    private readonly struct BackwardOp<TAct> : IBinaryOp where TAct : IActivation
+        where TAct : IActivation
     {
-        public static float Invoke(float y, float dy) => TAct.Backward(y, dy);
-        public static Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy) => TAct.Backward(y, dy);
-        public static Vector512<float> Invoke(Vector512<float> y, Vector512<float> dy) => TAct.Backward(y, dy);
+        ThrowHelper.CheckLength(dy.Length, y.Length, nameof(dy), "y.Length");
+        ThrowHelper.CheckLength(dx.Length, y.Length, nameof(dx), "y.Length");
+        fixed (float* py = y, pdy = dy, pdx = dx)
+        {
+            var k = new ActivationBackward<TAct> { Y = py, DY = pdy, DX = pdx };
+            Lanes.For(isa, y.Length, ref k);
+        }
     }
 
     /// <summary>
@@ -178,24 +145,10 @@ internal static class ElementWise
     public static void Axpy(KernelIsa isa, float alpha, ReadOnlySpan<float> x, Span<float> y)
     {
         ThrowHelper.CheckLength(y.Length, x.Length, nameof(y), "x.Length");
-        int n = x.Length;
-        ref float xs = ref MemoryMarshal.GetReference(x);
-        ref float ys = ref MemoryMarshal.GetReference(y);
-        int i = 0;
-        if (isa == KernelIsa.Avx512)
+        fixed (float* px = x, py = y)
         {
-            var a = Vector512.Create(alpha);
-            for (; i <= n - 16; i += 16)
-                Vector512.FusedMultiplyAdd(a, Vector512.LoadUnsafe(ref xs, (nuint)i), Vector512.LoadUnsafe(ref ys, (nuint)i))
-                    .StoreUnsafe(ref ys, (nuint)i);
+            var k = new AxpyKernel { X = px, Y = py, Alpha = alpha };
+            Lanes.For(isa, x.Length, ref k);
         }
-        if (isa >= KernelIsa.Avx2)
-        {
-            var a = Vector256.Create(alpha);
-            for (; i <= n - 8; i += 8)
-                Vector256.FusedMultiplyAdd(a, Vector256.LoadUnsafe(ref xs, (nuint)i), Vector256.LoadUnsafe(ref ys, (nuint)i))
-                    .StoreUnsafe(ref ys, (nuint)i);
-        }
-        for (; i < n; i++) Unsafe.Add(ref ys, i) = MathF.FusedMultiplyAdd(alpha, Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
     }
 }

@@ -28,6 +28,8 @@ internal unsafe interface ILanes<TV> where TV : struct
     /// <summary>IEEE 754:2019 minimum (NaN propagates, -0 &lt; +0) at every width, as <see cref="MathF.Min"/>.</summary>
     static abstract TV Min(TV a, TV b);
     static abstract TV Apply<TOp>(TV x) where TOp : IUnaryOp;
+    static abstract TV Apply<TOp>(TV x, TV y) where TOp : IBinaryOp;
+    static abstract TV Apply<TOp>(TV x, TV y, TV z) where TOp : ITernaryOp;
     static abstract TV Backward<TAct>(TV y, TV dy) where TAct : IActivation;
 }
 
@@ -45,6 +47,8 @@ internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply<TOp>(Vector512<float> x) where TOp : IUnaryOp => TOp.Invoke(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply<TOp>(Vector512<float> x, Vector512<float> y) where TOp : IBinaryOp => TOp.Invoke(x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply<TOp>(Vector512<float> x, Vector512<float> y, Vector512<float> z) where TOp : ITernaryOp => TOp.Invoke(x, y, z);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Backward<TAct>(Vector512<float> y, Vector512<float> dy) where TAct : IActivation => TAct.Backward(y, dy);
 }
 
@@ -62,6 +66,8 @@ internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply<TOp>(Vector256<float> x) where TOp : IUnaryOp => TOp.Invoke(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply<TOp>(Vector256<float> x, Vector256<float> y) where TOp : IBinaryOp => TOp.Invoke(x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply<TOp>(Vector256<float> x, Vector256<float> y, Vector256<float> z) where TOp : ITernaryOp => TOp.Invoke(x, y, z);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Backward<TAct>(Vector256<float> y, Vector256<float> dy) where TAct : IActivation => TAct.Backward(y, dy);
 }
 
@@ -79,6 +85,8 @@ internal readonly unsafe struct Lanes1 : ILanes<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Max(float a, float b) => MathF.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Min(float a, float b) => MathF.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply<TOp>(float x) where TOp : IUnaryOp => TOp.Invoke(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply<TOp>(float x, float y) where TOp : IBinaryOp => TOp.Invoke(x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply<TOp>(float x, float y, float z) where TOp : ITernaryOp => TOp.Invoke(x, y, z);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Backward<TAct>(float y, float dy) where TAct : IActivation => TAct.Backward(y, dy);
 }
 

@@ -115,7 +115,10 @@ public static unsafe class Parallelism
                 while ((generation = Volatile.Read(ref s_generation)) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
                 if (generation == seen)
                 {
-                    Volatile.Write(ref _sleeping, 1);
+                    // A full fence (not a plain release store): the flag must be visible before the generation is read
+                    // again, or a job posted in between could find the flag still 0, skip the wake-up, and wait forever
+                    // for a worker that has gone to sleep (a store-load reordering race, seen once in a benchmark run).
+                    Interlocked.Exchange(ref _sleeping, 1);
                     if (Volatile.Read(ref s_generation) != seen && Interlocked.Exchange(ref _sleeping, 0) == 1) continue;
                     _signal.Wait();
                     continue;

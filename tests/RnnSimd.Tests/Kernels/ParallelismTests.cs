@@ -94,6 +94,32 @@ public class ParallelismTests
         await task;
     }
 
+    /// <summary>
+    /// Jobs posted after the worker has gone to sleep (gaps longer than its spin) must wake it every time; a lost
+    /// wake-up would hang here (it once hung a benchmark run), so the loop runs under a time limit.
+    /// </summary>
+    [Fact]
+    public async Task Sleeping_workers_are_woken_for_every_job()
+    {
+        var task = Task.Run(() =>
+        {
+            float[] a = Data(1, 128 * 128), b = Data(2, 128 * 128), c = new float[128 * 128];
+            Parallelism.MaxThreads = 2;
+            try
+            {
+                for (int i = 0; i < 300; i++)
+                {
+                    if (i % 3 == 0) Thread.Sleep(1);
+                    KernelSet.Default.Gemm(false, false, 128, 128, 128, 1f, a, 128, b, 128, 0f, c, 128);
+                }
+            }
+            finally { Parallelism.MaxThreads = 1; }
+        });
+        var finished = await Task.WhenAny(task, Task.Delay(TimeSpan.FromSeconds(60)));
+        Assert.True(finished == task, "a parallel GEMM did not finish");
+        await task;
+    }
+
     [Fact]
     public void Thread_count_is_validated()
     {
