@@ -79,7 +79,7 @@ internal static class Chart
                     line.Color = Colors.Gray.WithAlpha(0.5);
                     line.LineWidth = 1;
                 }
-            string panel = t == 1 ? "1 thread" : $"{t} threads (RnnSimd is single-threaded)";
+            string panel = t == 1 ? "1 thread" : $"{t} threads";
             plt.Title(first ? $"Median time per operation, log scale (lower is better): {panel}" : panel);
             plt.YLabel("median time");
             if (first) multiplot.Reset(plt);           // a new Multiplot holds one empty plot

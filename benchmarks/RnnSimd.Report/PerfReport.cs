@@ -108,7 +108,7 @@ internal static class PerfReport
             s.AppendLine("Each cell: the median time per operation (BenchmarkDotNet); for a peer, RnnSimd's speed relative to it "
                 + "(ratio peer / RnnSimd: \"RnnSimd 4.20x faster\" = the peer takes 4.2 times as long); the managed bytes allocated per "
                 + "operation (LibTorch and ONNX Runtime also allocate native memory, not counted). "
-                + $"{Dash} = not measured. RnnSimd is single-threaded: its 2-thread rows run the same code with a second core free.");
+                + $"{Dash} = not measured. At 2 threads RnnSimd sets Parallelism.MaxThreads = 2 (large GEMMs and batched steps split across cores; results bitwise identical).");
             s.AppendLine();
             if (hasChart)
             {
