@@ -42,8 +42,8 @@ internal sealed class CharLmInit
 /// logits = out W^T + b; loss = mean_r -log softmax(logits_r)[target_r]; dlogits = (softmax - onehot) / (T*B);
 /// dW = dlogits^T out; db = sum_r dlogits; dout = dlogits W; then BPTT; then Adam as torch.optim.Adam
 /// (m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)).
-/// HOOK for the lead: the timed RnnSimd T1/T2 implementation (library loss + optimizer) goes in
-/// <see cref="Implementations.Create"/>; its Check must return the same quantities as this one.
+/// The timed RnnSimd implementation (<see cref="RnnSimdTrain"/>, the library's loss and optimizer) must return the same
+/// quantities as this one from its Check.
 /// </summary>
 internal sealed class CharLmReference : IRunner
 {

@@ -17,8 +17,6 @@ namespace RnnSimd.Layers;
 public sealed unsafe partial class RecurrentNetwork
 {
     private readonly DirectionalCell[] _cells;
-    // A weak handle to this network, for worker threads (Parallelism passes only unmanaged context).
-    private readonly nint _self;
     private int _version;
     private int _preparedVersion = -1;
 
@@ -31,7 +29,6 @@ public sealed unsafe partial class RecurrentNetwork
         Options = options;
         Kernels = kernels ?? KernelSet.Default;
         if (!Kernels.IsSupported) throw new ArgumentException($"kernel set '{Kernels.Name}' is not supported here.", nameof(kernels));
-        _self = System.Runtime.InteropServices.GCHandle.ToIntPtr(System.Runtime.InteropServices.GCHandle.Alloc(this, System.Runtime.InteropServices.GCHandleType.Weak));
         Parameters = new Arena(options.ParameterShapes());
         Gradients = Parameters.CloneLayout();
         _cells = new DirectionalCell[options.NumLayers * options.Directions];
@@ -39,13 +36,6 @@ public sealed unsafe partial class RecurrentNetwork
             for (int d = 0; d < options.Directions; d++)
                 _cells[l * options.Directions + d] = new DirectionalCell(options, l, d, Parameters, Gradients, Kernels);
         ResetParameters(seed);
-    }
-
-    /// <summary>Frees the weak handle the worker threads use.</summary>
-    ~RecurrentNetwork()
-    {
-        // _self is 0 when the constructor threw before allocating it (for example on invalid options).
-        if (_self != 0) System.Runtime.InteropServices.GCHandle.FromIntPtr(_self).Free();
     }
 
     /// <summary>The network's shape.</summary>
