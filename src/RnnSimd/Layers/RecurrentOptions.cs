@@ -34,27 +34,21 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
     public int OutputHidden => ProjSize > 0 ? ProjSize : HiddenSize;
 
     /// <summary>Gate blocks per cell: 1 (RNN), 4 (LSTM), 3 (GRU).</summary>
-    public int GateCount => Cell switch { CellType.Lstm => 4, CellType.Gru => 3, _ => 1 };
+    /// <exception cref="ArgumentException"><see cref="Cell"/> is not a known cell type.</exception>
+    public int GateCount => CellRegistry.Get(Cell).GateCount;
 
     /// <summary>The cell's name in files and on the command line: rnn_tanh, rnn_relu, lstm, gru.</summary>
-    public string CellName => Cell switch
-    {
-        CellType.RnnTanh => "rnn_tanh",
-        CellType.RnnRelu => "rnn_relu",
-        CellType.Lstm => "lstm",
-        _ => "gru",
-    };
+    /// <exception cref="ArgumentException"><see cref="Cell"/> is not a known cell type.</exception>
+    public string CellName => CellRegistry.Get(Cell).Name;
 
-    /// <summary>Parses a cell name (rnn_tanh, rnn_relu, lstm, gru).</summary>
+    /// <summary>Parses a cell name (rnn_tanh, rnn_relu, lstm, gru; "rnn" for rnn_tanh).</summary>
     /// <exception cref="ArgumentException">Unknown name.</exception>
-    public static CellType ParseCell(string name) => name switch
+    public static CellType ParseCell(string name)
     {
-        "rnn_tanh" or "rnn" => CellType.RnnTanh,
-        "rnn_relu" => CellType.RnnRelu,
-        "lstm" => CellType.Lstm,
-        "gru" => CellType.Gru,
-        _ => throw new ArgumentException($"unknown cell '{name}'; expected rnn_tanh, rnn_relu, lstm or gru.", nameof(name)),
-    };
+        if (name == "rnn") return CellType.RnnTanh;
+        foreach (var e in CellRegistry.All) if (e.Name == name) return e.Type;
+        throw new ArgumentException($"unknown cell '{name}'; expected {string.Join(", ", CellRegistry.All.Select(e => e.Name))}.", nameof(name));
+    }
 
     /// <summary>Input features of layer <paramref name="layer"/>: I for layer 0, else D * OutputHidden.</summary>
     public int LayerInput(int layer) => layer == 0 ? InputSize : Directions * OutputHidden;
@@ -63,6 +57,7 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
     /// <exception cref="ArgumentException">A size is not positive, or a projection is asked of a cell other than LSTM or is not smaller than H.</exception>
     public void Validate()
     {
+        if (CellRegistry.Find(Cell) is null) CellRegistry.Get(Cell); // throws, naming the known types
         if (InputSize <= 0) throw new ArgumentException($"InputSize must be positive, got {InputSize}.", nameof(InputSize));
         if (HiddenSize <= 0) throw new ArgumentException($"HiddenSize must be positive, got {HiddenSize}.", nameof(HiddenSize));
         if (NumLayers <= 0) throw new ArgumentException($"NumLayers must be positive, got {NumLayers}.", nameof(NumLayers));

@@ -1,16 +1,19 @@
+using RnnSimd.Cells;
 using RnnSimd.Memory;
 
 namespace RnnSimd.Layers;
 
 /// <summary>
 /// The state of B streams for <see cref="RecurrentNetwork.Step"/>: h (and c for LSTM) of every layer, plus the
-/// scratch a step needs. One per stream (or group of B streams); the network's weights are shared read-only by any
-/// number of states. Created by <see cref="RecurrentNetwork.CreateState"/>.
+/// scratch a step needs. One per stream (or group of B streams stepped together); the network's weights are shared
+/// read-only by any number of states, on any number of threads. A state is used by one call at a time. Created by
+/// <see cref="RecurrentNetwork.CreateState"/>; a batch-1 state can also be stepped by a <see cref="MultiStreamStepper"/>.
 /// </summary>
 public sealed unsafe class RecurrentState
 {
     private readonly Arena _arena;
     internal readonly float*[] XH, C, Gx, Gh, Gates, TanhC, M, RH;
+    internal long TickMark; // the multi-stream tick that last gathered this state (duplicate detection)
 
     internal RecurrentState(RecurrentNetwork owner, int batch)
     {
@@ -48,14 +51,23 @@ public sealed unsafe class RecurrentState
     /// <summary>Number of streams stepped together.</summary>
     public int Batch { get; }
 
+    /// <summary>The step buffers of <paramref name="layer"/> (h pointers are set by the caller).</summary>
+    internal CellStep StepBuffers(int layer) => new()
+    {
+        Batch = Batch, Gx = Gx[layer], CPrev = C[layer], CNew = C[layer], Gates = Gates[layer], Gh = Gh[layer],
+        TanhC = TanhC[layer], M = M[layer], RH = RH[layer],
+    };
+
     /// <summary>h of <paramref name="layer"/>: (B, Hout). Writable, e.g. to set an initial state.</summary>
     public Span<float> Hidden(int layer)
     {
         var o = Owner.Options;
         CheckLayer(layer);
-        return Batch == 1 ? new Span<float>(XH[layer] + o.LayerInput(layer), o.OutputHidden)
-                          : new Span<float>(XH[layer], Batch * o.OutputHidden);
+        return new Span<float>(HiddenPointer(layer), Batch * o.OutputHidden);
     }
+
+    /// <summary>Where h of a layer lives: after x in the [x | h] buffer at batch 1, at its start otherwise.</summary>
+    internal float* HiddenPointer(int layer) => Batch == 1 ? XH[layer] + Owner.Options.LayerInput(layer) : XH[layer];
 
     /// <summary>c of <paramref name="layer"/> (LSTM): (B, H). Writable.</summary>
     public Span<float> Cell(int layer)

@@ -1,49 +1,80 @@
+using RnnSimd.Cells;
 using RnnSimd.Memory;
 
 namespace RnnSimd.Layers;
 
 /// <summary>
-/// What a sequence forward records for backward, and the scratch both need, in one arena sized for a maximum
-/// (steps, batch). A call with a larger shape grows it explicitly (one new allocation, reported by
-/// <see cref="Generation"/>); calls within capacity allocate nothing. Rows are in processing order (the reverse
-/// direction's step s is time T-1-s), each step's B rows contiguous.
+/// Everything a sequence call writes: the shape and lengths of the last <see cref="RecurrentNetwork.Forward"/>, what
+/// it recorded for <see cref="RecurrentNetwork.Backward"/>, and the scratch both need, in one arena sized for a maximum
+/// (steps, batch). The network itself is never written by a call, so threads sharing one network each use their own
+/// workspace. A call with a larger shape grows the workspace explicitly (one new allocation, counted by
+/// <see cref="Generation"/>); calls within capacity allocate nothing. Not thread-safe itself: one call at a time.
+/// <para>
+/// Two kinds: a training workspace (<see cref="RecurrentNetwork.CreateWorkspace"/>) records every step for BPTT, O(T·B·G·H);
+/// an inference workspace (<see cref="RecurrentNetwork.CreateInferenceWorkspace"/>) records nothing, its scratch is
+/// O(max(B, 128)·G·H) for any T (the input projection runs in chunks of 128 rows) plus, for more than one layer, two
+/// (T, B, D·Hout) buffers between layers.
+/// </para>
 /// </summary>
 public sealed unsafe class SequenceWorkspace
 {
+    /// <summary>Rows (steps x batch) of input projection an inference workspace computes at once.</summary>
+    internal const int InferenceChunkRows = 128;
+
     private readonly RecurrentOptions _o;
+    private readonly CellRecords _records;
     private Arena? _arena;
     internal Dir[] Dirs = [];
     internal float* Input;            // (T, B, I) copy of the input
-    internal float*[] LayerOut = [];  // per layer (T, B, D*Hout)
+    internal float*[] LayerOut = [];  // training: per layer (T, B, D*Hout); inference: two buffers between layers
     internal float*[] DLayerOut = []; // per layer: gradient of that layer's output
     internal float* DInput;           // (T, B, I)
     internal float* DXTemp;           // (T, B, max In): reverse direction's dX before un-reversing
+    internal Scratch Infer;           // inference: one direction's step buffers
+
+    // The last Forward's call state: Backward reads these, never the network.
+    internal int Steps, Batch;
+    internal int[] Lengths = [];      // (MaxBatch); the first Batch entries are valid when HasLengths
+    internal bool HasLengths, Recorded;
 
     internal sealed class Dir
     {
         public float* XRev;   // (T, B, In) reverse direction only: input in processing order
-        public float* Gx;     // (T, B, GH) input projection + biases; reused as dGx in backward
-        public float* Gh;     // GRU (T, B, 3H): recurrent part incl. b_hn (B_n is needed by backward); else (B, GH) scratch
-        public float* DGh;    // GRU (T, B, 3H): gradient of the recurrent pre-activations
+        public float* Gx;     // (T, B, GH) input projection; reused as dGx in backward
+        public float* Gh;     // RecurrentProducts: (T, B, GH), else (B, GH) scratch
+        public float* DGh;    // RecurrentProducts: (T, B, GH) gradient of the recurrent pre-activations
         public float* Gates;  // (T, B, GH) activated gates
         public float* Hs;     // (T + 1, B, Hout) states in processing order, Hs[0] = h0
-        public float* Cs;     // LSTM (T + 1, B, H)
-        public float* TanhC;  // LSTM (T, B, H)
-        public float* M;      // LSTM with projection (T, B, H): o * tanh(c) before W_hr
-        public float* RH;     // GRU original form (T, B, H): r * h
-        public float* DHs;    // LSTM with projection (T, B, P): dL/dh per step, for dW_hr
+        public float* Cs;     // CellState: (T + 1, B, H)
+        public float* TanhC;  // CellState: (T, B, H)
+        public float* M;      // Projection: (T, B, H) o * tanh(c) before W_hr
+        public float* DHs;    // Projection: (T, B, P) dL/dh per step, for dW_hr
+        public float* RH;     // ResetHidden: (T, B, H) r * h
         public float* DH, DHCarry, DC, DM, DRH; // (B, Hout), (B, Hout), (B, H), (B, H), (B, H) backward scratch
     }
 
-    /// <summary>Creates a workspace for the network's shape with room for <paramref name="maxSteps"/> x <paramref name="maxBatch"/>.</summary>
-    public SequenceWorkspace(RecurrentOptions options, int maxSteps, int maxBatch)
+    /// <summary>The step buffers of an inference pass over one direction (reused by every layer and direction).</summary>
+    internal struct Scratch
     {
-        _o = options;
+        public float* Gx;                 // (chunk rows, GH) input projection of a chunk of steps
+        public float* HA, HB, CA, CB;     // (B, Hout), (B, Hout), (B, H), (B, H): h and c, ping-pong
+        public float* Gates, Gh;          // (B, GH)
+        public float* TanhC, M, RH;       // (B, H)
+    }
+
+    internal SequenceWorkspace(RecurrentNetwork owner, CellRecords records, int maxSteps, int maxBatch, bool record)
+    {
+        Owner = owner;
+        _o = owner.Options;
+        _records = records;
+        RecordsForBackward = record;
         EnsureCapacity(maxSteps, maxBatch);
     }
 
-    internal bool Matches(RecurrentOptions options) => options == _o;
-
+    /// <summary>The network this workspace belongs to; any other network refuses it.</summary>
+    public RecurrentNetwork Owner { get; }
+    /// <summary>True for a training workspace (Forward records what Backward needs); false for inference.</summary>
+    public bool RecordsForBackward { get; }
     /// <summary>The largest sequence length that fits without growing.</summary>
     public int MaxSteps { get; private set; }
     /// <summary>The largest batch that fits without growing.</summary>
@@ -52,6 +83,8 @@ public sealed unsafe class SequenceWorkspace
     public int Generation { get; private set; }
     /// <summary>Floats held by the arena.</summary>
     public long Floats => _arena?.Data.LongLength ?? 0;
+    /// <summary>Bytes held by the workspace's buffers.</summary>
+    public long Bytes => Floats * sizeof(float) + Lengths.LongLength * sizeof(int);
 
     /// <summary>Grows the workspace (one allocation) if (steps, batch) does not fit; returns whether it grew.</summary>
     public bool EnsureCapacity(int steps, int batch)
@@ -60,8 +93,37 @@ public sealed unsafe class SequenceWorkspace
             throw new ArgumentOutOfRangeException(steps <= 0 ? nameof(steps) : nameof(batch), "steps and batch must be positive.");
         if (_arena is not null && steps <= MaxSteps && batch <= MaxBatch) return false;
         int T = Math.Max(steps, MaxSteps), B = Math.Max(batch, MaxBatch);
+        var arena = new Arena(RecordsForBackward ? TrainingLayout(T, B) : InferenceLayout(T, B));
+        Bind(arena, T, B);
+        _arena = arena;
+        Lengths = new int[B];
+        Recorded = false;
+        MaxSteps = T;
+        MaxBatch = B;
+        Generation++;
+        return true;
+    }
+
+    private List<(string, int[])> InferenceLayout(int T, int B)
+    {
+        int D = _o.Directions, L = _o.NumLayers, H = _o.HiddenSize, Hout = _o.OutputHidden, GH = _o.GateCount * H;
+        long chunk = (long)Math.Max(B, Math.Min(T * (long)B, InferenceChunkRows));
+        var list = new List<(string, int[])>
+        {
+            ("gx", [Checked(chunk * GH)]),
+            ("ha", [B * Hout]), ("hb", [B * Hout]), ("ca", [B * H]), ("cb", [B * H]),
+            ("gates", [Checked((long)B * GH)]), ("gh", [Checked((long)B * GH)]),
+            ("tanhc", [B * H]), ("m", [B * H]), ("rh", [B * H]),
+        };
+        for (int i = 0; i < Math.Min(L - 1, 2); i++) list.Add(($"out{i}", [Checked((long)T * B * D * Hout)]));
+        return list;
+    }
+
+    private List<(string, int[])> TrainingLayout(int T, int B)
+    {
         int D = _o.Directions, L = _o.NumLayers, H = _o.HiddenSize, Hout = _o.OutputHidden, P = _o.ProjSize, GH = _o.GateCount * H;
-        bool lstm = _o.Cell == CellType.Lstm, gru = _o.Cell == CellType.Gru;
+        bool cell = _records.HasFlag(CellRecords.CellState), proj = _records.HasFlag(CellRecords.Projection);
+        bool products = _records.HasFlag(CellRecords.RecurrentProducts), resetHidden = _records.HasFlag(CellRecords.ResetHidden);
         long TB = (long)T * B;
         int maxIn = Math.Max(_o.InputSize, D * Hout);
         var list = new List<(string, int[])>
@@ -77,24 +139,23 @@ public sealed unsafe class SequenceWorkspace
             for (int d = 0; d < D; d++)
             {
                 string p = $"l{l}d{d}.";
-                int inSize = _o.LayerInput(l);
-                if (d == 1) list.Add((p + "xrev", [Checked(TB * inSize)]));
+                if (d == 1) list.Add((p + "xrev", [Checked(TB * _o.LayerInput(l))]));
                 list.Add((p + "gx", [Checked(TB * GH)]));
-                list.Add((p + "gh", [Checked(gru ? TB * GH : (long)B * GH)]));
-                if (gru) list.Add((p + "dgh", [Checked(TB * GH)]));
+                list.Add((p + "gh", [Checked(products ? TB * GH : (long)B * GH)]));
+                if (products) list.Add((p + "dgh", [Checked(TB * GH)]));
                 list.Add((p + "gates", [Checked(TB * GH)]));
                 list.Add((p + "hs", [Checked((TB + B) * Hout)]));
-                if (lstm)
+                if (cell)
                 {
                     list.Add((p + "cs", [Checked((TB + B) * H)]));
                     list.Add((p + "tanhc", [Checked(TB * H)]));
                 }
-                if (P > 0)
+                if (proj)
                 {
                     list.Add((p + "m", [Checked(TB * H)]));
                     list.Add((p + "dhs", [Checked(TB * P)]));
                 }
-                if (gru && !_o.GruLinearBeforeReset) list.Add((p + "rh", [Checked(TB * H)]));
+                if (resetHidden) list.Add((p + "rh", [Checked(TB * H)]));
                 list.Add((p + "dh", [B * Hout]));
                 list.Add((p + "dhcarry", [B * Hout]));
                 list.Add((p + "dc", [B * H]));
@@ -102,35 +163,46 @@ public sealed unsafe class SequenceWorkspace
                 list.Add((p + "drh", [B * H]));
             }
         }
-        var arena = new Arena(list);
-        Input = arena.Pointer("input");
-        DInput = arena.Pointer("dinput");
-        DXTemp = arena.Pointer("dxtemp");
+        return list;
+    }
+
+    private void Bind(Arena arena, int T, int B)
+    {
+        float* Opt(string n) => arena.Contains(n) ? arena.Pointer(n) : null;
+        int L = _o.NumLayers, D = _o.Directions;
+        if (!RecordsForBackward)
+        {
+            Infer = new Scratch
+            {
+                Gx = Opt("gx"), HA = Opt("ha"), HB = Opt("hb"), CA = Opt("ca"), CB = Opt("cb"), Gates = Opt("gates"), Gh = Opt("gh"),
+                TanhC = Opt("tanhc"), M = Opt("m"), RH = Opt("rh"),
+            };
+            LayerOut = [Opt("out0"), Opt("out1")];
+            return;
+        }
+        Input = Opt("input");
+        DInput = Opt("dinput");
+        DXTemp = Opt("dxtemp");
         LayerOut = new float*[L];
         DLayerOut = new float*[L];
         var dirs = new Dir[L * D];
         for (int l = 0; l < L; l++)
         {
-            LayerOut[l] = arena.Pointer($"out{l}");
-            DLayerOut[l] = arena.Pointer($"dout{l}");
+            LayerOut[l] = Opt($"out{l}");
+            DLayerOut[l] = Opt($"dout{l}");
             for (int d = 0; d < D; d++)
             {
                 string p = $"l{l}d{d}.";
-                float* Opt(string n) => arena.Contains(p + n) ? arena.Pointer(p + n) : null;
                 dirs[l * D + d] = new Dir
                 {
-                    XRev = Opt("xrev"), Gx = Opt("gx"), Gh = Opt("gh"), DGh = Opt("dgh"), Gates = Opt("gates"),
-                    Hs = Opt("hs"), Cs = Opt("cs"), TanhC = Opt("tanhc"), M = Opt("m"), RH = Opt("rh"), DHs = Opt("dhs"),
-                    DH = Opt("dh"), DHCarry = Opt("dhcarry"), DC = Opt("dc"), DM = Opt("dm"), DRH = Opt("drh"),
+                    XRev = Opt(p + "xrev"), Gx = Opt(p + "gx"), Gh = Opt(p + "gh"), DGh = Opt(p + "dgh"), Gates = Opt(p + "gates"),
+                    Hs = Opt(p + "hs"), Cs = Opt(p + "cs"), TanhC = Opt(p + "tanhc"), M = Opt(p + "m"), RH = Opt(p + "rh"),
+                    DHs = Opt(p + "dhs"), DH = Opt(p + "dh"), DHCarry = Opt(p + "dhcarry"), DC = Opt(p + "dc"), DM = Opt(p + "dm"),
+                    DRH = Opt(p + "drh"),
                 };
             }
         }
         Dirs = dirs;
-        _arena = arena;
-        MaxSteps = T;
-        MaxBatch = B;
-        Generation++;
-        return true;
     }
 
     private static int Checked(long n) => n <= Array.MaxLength ? (int)Math.Max(n, 1)

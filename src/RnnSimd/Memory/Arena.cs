@@ -48,6 +48,19 @@ public sealed class Arena
     /// <summary>A new zeroed arena with the same layout.</summary>
     public Arena CloneLayout() => new(Entries.Select(e => (e.Name, e.Shape)));
 
+    /// <summary>Whether <paramref name="other"/> has exactly this layout: the same names, shapes and offsets, in order.</summary>
+    public bool HasLayoutOf(Arena other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (Data.Length != other.Data.Length || Entries.Count != other.Entries.Count) return false;
+        for (int i = 0; i < Entries.Count; i++)
+        {
+            ArenaEntry x = Entries[i], y = other.Entries[i];
+            if (x.Name != y.Name || x.Offset != y.Offset || !x.Shape.AsSpan().SequenceEqual(y.Shape)) return false;
+        }
+        return true;
+    }
+
     /// <summary>Every tensor, in layout order.</summary>
     public IReadOnlyList<ArenaEntry> Entries { get; }
 

@@ -26,24 +26,13 @@ public sealed record ParameterGroup(string Prefix, Arena Parameters, Arena Gradi
             ArgumentNullException.ThrowIfNull(g.Prefix, paramName);
             ArgumentNullException.ThrowIfNull(g.Parameters, paramName);
             ArgumentNullException.ThrowIfNull(g.Gradients, paramName);
-            if (!SameLayout(g.Parameters, g.Gradients))
+            if (!g.Parameters.HasLayoutOf(g.Gradients))
                 throw new ArgumentException($"group '{g.Prefix}': parameters and gradients have different layouts.", paramName);
             if (!prefixes.Add(g.Prefix))
                 throw new ArgumentException($"prefix '{g.Prefix}' is used by two groups.", paramName);
             result[i] = g;
         }
         return result;
-    }
-
-    private static bool SameLayout(Arena a, Arena b)
-    {
-        if (a.Data.Length != b.Data.Length || a.Entries.Count != b.Entries.Count) return false;
-        for (int i = 0; i < a.Entries.Count; i++)
-        {
-            ArenaEntry x = a.Entries[i], y = b.Entries[i];
-            if (x.Name != y.Name || x.Offset != y.Offset || !x.Shape.AsSpan().SequenceEqual(y.Shape)) return false;
-        }
-        return true;
     }
 
     /// <summary>A pointer to an arena's first float (arenas are pinned for their lifetime; valid for empty arenas too).</summary>

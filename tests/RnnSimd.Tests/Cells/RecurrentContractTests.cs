@@ -148,7 +148,11 @@ public class RecurrentContractTests
         Assert.Equal("c0", Assert.Throws<ArgumentException>(() => gru.Forward(new float[3], 1, 1, [], new float[4], new float[4], [], [], gru.CreateWorkspace(1, 1))).ParamName);
         Assert.Throws<ArgumentException>(() => new RecurrentNetwork(new RecurrentOptions(CellType.Gru, 3, 4, ProjSize: 2)));
         Assert.Throws<ArgumentException>(() => new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 3, 4, ProjSize: 4)));
-        Assert.Throws<InvalidOperationException>(() => new RecurrentNetwork(o).Backward(ws, [], [], [], [], [], []));
+        // Another network's workspace is refused before any work; this network's own, with no Forward recorded, too.
+        Assert.Equal("workspace", Assert.Throws<ArgumentException>(() => new RecurrentNetwork(o).Backward(ws, [], [], [], [], [], [])).ParamName);
+        Assert.Throws<InvalidOperationException>(() => net.Backward(net.CreateWorkspace(1, 1), new float[8], [], [], [], [], []));
+        Assert.Throws<InvalidOperationException>(() => net.Backward(net.CreateInferenceWorkspace(1, 1), new float[8], [], [], [], [], []));
+        Assert.Throws<ArgumentException>(() => new RecurrentOptions((CellType)99, 3, 4).Validate());
     }
 
     [Fact]

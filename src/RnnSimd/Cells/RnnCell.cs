@@ -1,0 +1,86 @@
+using RnnSimd.Kernels;
+using RnnSimd.Layers;
+
+namespace RnnSimd.Cells;
+
+/// <summary>
+/// Elman RNN: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh) with act = tanh (<see cref="TanhOp"/>) or relu
+/// (<see cref="ReluOp"/>). Records h only; act' is taken from the saved output.
+/// </summary>
+internal readonly unsafe struct RnnCell<TAct> : ICell where TAct : IActivation
+{
+    public static string GateLayout => "h";
+
+    public static int FusedRows(RecurrentOptions o) => o.HiddenSize;
+
+    public static CellRecords Records(RecurrentOptions o) => CellRecords.None;
+
+    public static void Forward(LayerWeights w, ref CellStep s)
+    {
+        w.Mul(s.Batch, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, false);                  // gh = h W_hh^T  (B, H)
+        var k = new RnnForward<TAct> { Isa = w.K.Isa, A = s.Gx, Bias = w.BiasSum, B = s.Gh, H = s.HNew, Hd = (nuint)w.H, BStride = (nuint)w.H };
+        Rows.Run(ref k, s.Batch, w.GH);
+    }
+
+    public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
+    {
+        w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, w.In + w.Hout), new Span<float>(s.Gx, w.GH)); // [x | h] [W_ih | W_hh]^T
+        var k = new RnnForward<TAct> { Isa = w.K.Isa, A = s.Gx, Bias = w.BiasSum, B = w.Zeros, H = s.HNew, Hd = (nuint)w.H };
+        k.Row(0);
+    }
+
+    public static void Backward(LayerWeights w, ref CellBackStep s)
+    {
+        var k = new RnnBackward<TAct> { Isa = w.K.Isa, DH = s.DH, H = s.F.HNew, DG = s.DG, Hd = (nuint)w.H, Lengths = s.Lengths, T = s.T };
+        Rows.Run(ref k, s.F.Batch, w.GH);
+        w.MulBack(s.F.Batch, s.DG, w.GH, w.Whh, w.RecN, s.DHPrev, false);           // dh_{t-1} = dG W_hh
+    }
+
+    public static void RecurrentGradients(LayerWeights w, in CellSequence q, float* grads)
+    {
+        int GH = w.GH, Hout = w.Hout, n = q.Rows;
+        w.K.Gemm(true, false, GH, Hout, n, 1f, new ReadOnlySpan<float>(q.DGh, n * GH), GH, new ReadOnlySpan<float>(q.Hs, n * Hout), Hout,
+            1f, new Span<float>(grads + w.OWhh, GH * Hout), Hout);                  // dW_hh += dG^T H_{t-1}
+    }
+}
+
+/// <summary>Elman RNN forward of one row: h = act((A + Bias) + B).</summary>
+internal unsafe struct RnnForward<TAct> : ILaneKernel, IRowKernel where TAct : IActivation
+{
+    public KernelIsa Isa;
+    public float* A, Bias, B, H;
+    public nuint Hd, BStride;
+
+    public readonly void Row(int b)
+    {
+        nuint r = Hd * (nuint)b;
+        var k = this;
+        k.A += r; k.B += BStride * (nuint)b; k.H += r;
+        Lanes.For(Isa, (int)Hd, ref k);
+    }
+
+    public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
+        TL.Store(TL.Apply<TAct>(TL.Add(TL.Add(TL.Load(A, j), TL.Load(Bias, j)), TL.Load(B, j))), H, j);
+}
+
+/// <summary>Elman RNN backward of one row: dG = act'(from h) * dh; an inactive row gets dG = 0.</summary>
+internal unsafe struct RnnBackward<TAct> : ILaneKernel, IRowKernel where TAct : IActivation
+{
+    public KernelIsa Isa;
+    public float* DH, H, DG;
+    public nuint Hd;
+    public int* Lengths;
+    public int T;
+
+    public readonly void Row(int b)
+    {
+        nuint r = Hd * (nuint)b;
+        if (Lengths != null && T >= Lengths[b]) { new Span<float>(DG + r, (int)Hd).Clear(); return; }
+        var k = this;
+        k.DH += r; k.H += r; k.DG += r;
+        Lanes.For(Isa, (int)Hd, ref k);
+    }
+
+    public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>
+        TL.Store(TL.Backward<TAct>(TL.Load(H, j), TL.Load(DH, j)), DG, j);
+}

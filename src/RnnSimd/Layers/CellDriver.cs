@@ -1,0 +1,226 @@
+using RnnSimd.Cells;
+using RnnSimd.Kernels;
+using RnnSimd.Memory;
+
+namespace RnnSimd.Layers;
+
+/// <summary>
+/// The time-loop drivers of one (layer, direction), specialised for a cell by <see cref="CellDriver{TCell}"/>: the
+/// network calls them through this base once per layer and direction, and each runs its whole loop with the cell's
+/// forward and backward steps inlined. Stateless: everything a call writes is in the buffers it is given.
+/// </summary>
+internal abstract unsafe class CellDriver
+{
+    public abstract CellRecords Records { get; }
+    public abstract LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels);
+
+    /// <summary>Forward over T steps, recording every step in <paramref name="r"/> for Backward.</summary>
+    public abstract void ForwardRecord(LayerWeights w, SequenceWorkspace.Dir r, float* x, int T, int B, float* h0, float* c0,
+        float* layerOut, int D, int* lengths);
+
+    /// <summary>Forward over T steps recording nothing: the input projection in chunks, h and c ping-ponged; h_n, c_n written if not null.</summary>
+    public abstract void ForwardInfer(LayerWeights w, in SequenceWorkspace.Scratch s, float* x, int T, int B, float* h0, float* c0,
+        float* layerOut, int D, int* lengths, float* hN, float* cN);
+
+    /// <summary>BPTT over the recorded steps, gradients accumulated at <paramref name="grads"/> (a gradient arena's base).</summary>
+    public abstract void Backward(LayerWeights w, SequenceWorkspace.Dir r, int T, int B, float* dY, float* dhN, float* dcN,
+        float* x, float* dX, float* dxTemp, float* dHidden, int D, int* lengths, float* grads);
+
+    /// <summary>One step of B rows from the input projection in <see cref="CellStep.Gx"/>.</summary>
+    public abstract void Step(LayerWeights w, ref CellStep s);
+
+    /// <summary>One batch-1 streaming step from [x | h].</summary>
+    public abstract void StreamStep(LayerWeights w, float* xh, ref CellStep s);
+
+    protected static void Copy(float* src, float* dst, int n) => new ReadOnlySpan<float>(src, n).CopyTo(new Span<float>(dst, n));
+
+    protected static void Zero(float* dst, int n) => new Span<float>(dst, n).Clear();
+
+    protected static bool Active(int* lengths, int b, int t) => lengths == null || t < lengths[b];
+
+    /// <summary>
+    /// After step t: each active row's h goes to its place in the layer output (T, B, D*Hout) at direction d; a row past
+    /// its sequence's end keeps its previous h (and c) and outputs zero.
+    /// </summary>
+    protected static void Emit(int t, int B, int Hout, int H, int D, int d, int* lengths, float* hPrev, float* hNew, float* cPrev,
+        float* cNew, float* layerOut)
+    {
+        for (int b = 0; b < B; b++)
+        {
+            float* dst = layerOut + ((long)t * B + b) * D * Hout + d * Hout;
+            if (Active(lengths, b, t))
+            {
+                Copy(hNew + b * Hout, dst, Hout);
+            }
+            else
+            {
+                Copy(hPrev + b * Hout, hNew + b * Hout, Hout);
+                if (cPrev != null) Copy(cPrev + b * H, cNew + b * H, H);
+                Zero(dst, Hout);
+            }
+        }
+    }
+}
+
+/// <inheritdoc />
+internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct, ICell
+{
+    private readonly int _split;
+    private readonly bool _cellState;
+
+    public CellDriver(RecurrentOptions o)
+    {
+        Records = TCell.Records(o);
+        _split = TCell.FusedRows(o);
+        _cellState = Records.HasFlag(CellRecords.CellState);
+    }
+
+    public override CellRecords Records { get; }
+
+    public override LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels) =>
+        new(o, layer, direction, _split, parameters, kernels);
+
+    public override void Step(LayerWeights w, ref CellStep s) => TCell.Forward(w, ref s);
+
+    public override void StreamStep(LayerWeights w, float* xh, ref CellStep s) => TCell.StreamStep(w, xh, ref s);
+
+    public override void ForwardRecord(LayerWeights w, SequenceWorkspace.Dir r, float* x, int T, int B, float* h0, float* c0,
+        float* layerOut, int D, int* lengths)
+    {
+        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, TB = T * B;
+        float* xp = x;
+        if (d == 1)
+        {
+            for (int s = 0; s < T; s++) Copy(x + (long)(T - 1 - s) * B * In, r.XRev + (long)s * B * In, B * In);
+            xp = r.XRev;
+        }
+        // Input projection of every step at once: Gx = X W_ih^T (the cell adds the pre-summed biases).
+        w.K.Gemm(false, TB, 1f, new ReadOnlySpan<float>(xp, TB * In), In, w.WihT, 0f, new Span<float>(r.Gx, TB * GH), GH);
+        if (h0 == null) Zero(r.Hs, B * Hout); else Copy(h0, r.Hs, B * Hout);
+        if (_cellState) { if (c0 == null) Zero(r.Cs, B * H); else Copy(c0, r.Cs, B * H); }
+        bool products = r.DGh != null;
+        for (int s = 0; s < T; s++)
+        {
+            int t = d == 0 ? s : T - 1 - s;
+            long row = (long)s * B;
+            var st = new CellStep
+            {
+                Batch = B, Gx = r.Gx + row * GH, HPrev = r.Hs + row * Hout, Gates = r.Gates + row * GH,
+                Gh = products ? r.Gh + row * GH : r.Gh,
+                TanhC = r.TanhC == null ? null : r.TanhC + row * H, M = r.M == null ? null : r.M + row * H, RH = r.RH == null ? null : r.RH + row * H,
+            };
+            st.HNew = st.HPrev + B * Hout;
+            if (_cellState) { st.CPrev = r.Cs + row * H; st.CNew = st.CPrev + B * H; }
+            TCell.Forward(w, ref st);
+            Emit(t, B, Hout, H, D, d, lengths, st.HPrev, st.HNew, st.CPrev, st.CNew, layerOut);
+        }
+    }
+
+    public override void ForwardInfer(LayerWeights w, in SequenceWorkspace.Scratch s, float* x, int T, int B, float* h0, float* c0,
+        float* layerOut, int D, int* lengths, float* hN, float* cN)
+    {
+        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction;
+        int chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T);
+        float* h = s.HA, hNext = s.HB, c = _cellState ? s.CA : null, cNext = _cellState ? s.CB : null;
+        if (h0 == null) Zero(h, B * Hout); else Copy(h0, h, B * Hout);
+        if (_cellState) { if (c0 == null) Zero(c, B * H); else Copy(c0, c, B * H); }
+        var st = new CellStep { Batch = B, Gates = s.Gates, Gh = s.Gh, TanhC = s.TanhC, M = s.M, RH = s.RH };
+        for (int s0 = 0; s0 < T; s0 += chunk)
+        {
+            int n = Math.Min(chunk, T - s0);
+            int t0 = d == 0 ? s0 : T - s0 - n; // the chunk covers times t0 .. t0 + n - 1, contiguous in x
+            w.K.Gemm(false, n * B, 1f, new ReadOnlySpan<float>(x + (long)t0 * B * In, n * B * In), In, w.WihT, 0f,
+                new Span<float>(s.Gx, n * B * GH), GH);
+            for (int i = 0; i < n; i++)
+            {
+                int t = d == 0 ? s0 + i : T - 1 - s0 - i;
+                st.Gx = s.Gx + (long)(t - t0) * B * GH;
+                st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
+                TCell.Forward(w, ref st);
+                Emit(t, B, Hout, H, D, d, lengths, h, hNext, c, cNext, layerOut);
+                float* swap = h; h = hNext; hNext = swap;
+                swap = c; c = cNext; cNext = swap;
+            }
+        }
+        if (hN != null) Copy(h, hN, B * Hout);
+        if (cN != null && _cellState) Copy(c, cN, B * H);
+    }
+
+    public override void Backward(LayerWeights w, SequenceWorkspace.Dir r, int T, int B, float* dY, float* dhN, float* dcN,
+        float* x, float* dX, float* dxTemp, float* dHidden, int D, int* lengths, float* grads)
+    {
+        var k = w.K;
+        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, P = w.P, d = w.Direction, TB = T * B;
+        float* carry = r.DHCarry, dh = r.DH;
+        if (dhN == null) Zero(carry, B * Hout); else Copy(dhN, carry, B * Hout);
+        if (_cellState) { if (dcN == null) Zero(r.DC, B * H); else Copy(dcN, r.DC, B * H); }
+        float* dGx = r.Gx; // the forward's input projection is not needed any more: it becomes dL/d(input-side pre-activations)
+        bool products = r.DGh != null;
+        float* dGh = products ? r.DGh : dGx;
+        for (int s = T - 1; s >= 0; s--)
+        {
+            int t = d == 0 ? s : T - 1 - s;
+            long row = (long)s * B;
+            // dL/dh_t = carried gradient + this step's output gradient (a padded step's output is a constant 0)
+            for (int b = 0; b < B; b++)
+            {
+                if (Active(lengths, b, t))
+                    k.Map<AddOp>(new ReadOnlySpan<float>(carry + b * Hout, Hout), new ReadOnlySpan<float>(dY + ((long)t * B + b) * D * Hout + d * Hout, Hout),
+                        new Span<float>(dh + b * Hout, Hout));
+                else
+                    Copy(carry + b * Hout, dh + b * Hout, Hout);
+                if (dHidden != null) Copy(dh + b * Hout, dHidden + ((long)t * B + b) * D * Hout + d * Hout, Hout);
+            }
+            var bs = new CellBackStep
+            {
+                F = new CellStep
+                {
+                    Batch = B, HPrev = r.Hs + row * Hout, Gates = r.Gates + row * GH, Gh = products ? r.Gh + row * GH : r.Gh,
+                    CPrev = _cellState ? r.Cs + row * H : null, TanhC = r.TanhC == null ? null : r.TanhC + row * H,
+                    M = r.M == null ? null : r.M + row * H, RH = r.RH == null ? null : r.RH + row * H,
+                },
+                T = t, Lengths = lengths, DH = dh, DHPrev = carry, DC = r.DC, DG = dGx + row * GH, DGh = dGh + row * GH,
+                DHs = r.DHs == null ? null : r.DHs + row * P, DM = r.DM, DRH = r.DRH,
+            };
+            bs.F.HNew = bs.F.HPrev + B * Hout;
+            TCell.Backward(w, ref bs);
+            if (lengths != null)
+                for (int b = 0; b < B; b++)
+                    if (!Active(lengths, b, t)) Copy(dh + b * Hout, carry + b * Hout, Hout); // a padded step passes dL/dh through
+        }
+
+        // Weight gradients of all steps at once (rows in processing order): dW_ih += dG^T X, then the cell's recurrent weights.
+        float* xp = d == 1 ? r.XRev : x;
+        k.Gemm(true, false, GH, In, TB, 1f, new ReadOnlySpan<float>(dGx, TB * GH), GH, new ReadOnlySpan<float>(xp, TB * In), In,
+            1f, new Span<float>(grads + w.OWih, GH * In), In);
+        TCell.RecurrentGradients(w, new CellSequence { Rows = TB, Hs = r.Hs, Gates = r.Gates, DGh = dGh, M = r.M, DHs = r.DHs, RH = r.RH }, grads);
+        if (w.Bias)
+        {
+            var dBih = new Span<float>(grads + w.OBih, GH);
+            var dBhh = new Span<float>(grads + w.OBhh, GH);
+            for (int i = 0; i < TB; i++)
+            {
+                k.Map<AddOp>(dBih, new ReadOnlySpan<float>(dGx + (long)i * GH, GH), dBih);
+                k.Map<AddOp>(dBhh, new ReadOnlySpan<float>(dGh + (long)i * GH, GH), dBhh);
+            }
+        }
+
+        // dL/dinput of this layer: dX (+)= dG W_ih, un-reversed for the reverse direction.
+        if (dX == null) return;
+        if (d == 0)
+        {
+            k.Gemm(false, false, TB, In, GH, 1f, new ReadOnlySpan<float>(dGx, TB * GH), GH, new ReadOnlySpan<float>(w.Wih, GH * In), In,
+                1f, new Span<float>(dX, TB * In), In);
+        }
+        else
+        {
+            k.Gemm(false, false, TB, In, GH, 1f, new ReadOnlySpan<float>(dGx, TB * GH), GH, new ReadOnlySpan<float>(w.Wih, GH * In), In,
+                0f, new Span<float>(dxTemp, TB * In), In);
+            for (int s = 0; s < T; s++)
+            {
+                var dst = new Span<float>(dX + (long)(T - 1 - s) * B * In, B * In);
+                k.Map<AddOp>(dst, new ReadOnlySpan<float>(dxTemp + (long)s * B * In, B * In), dst);
+            }
+        }
+    }
+}

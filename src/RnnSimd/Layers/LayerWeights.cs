@@ -1,0 +1,142 @@
+using System.Runtime.CompilerServices;
+using RnnSimd.Kernels;
+using RnnSimd.Memory;
+
+namespace RnnSimd.Layers;
+
+/// <summary>
+/// The weights of one (layer, direction): pointers into the parameter arena, offsets of the same tensors in any
+/// gradient arena of the network's layout, pre-summed biases, and every packed copy the kernels use. Everything is
+/// built eagerly (at construction and in <see cref="Repack"/>) and only read by calls, so any number of threads may
+/// run with one <see cref="LayerWeights"/> at once.
+/// <para>
+/// Gate rows [0, <see cref="Split"/>) take x and h through one fused product ([W_ih | W_hh] for a batch-1 streaming
+/// step, biases pre-summed); rows [Split, GH) keep the input and recurrent products apart, as GRU's n gate needs
+/// (n = tanh(W_in x + b_in + r * (W_hn h + b_hn))). The cell chooses Split (<see cref="Cells.ICell.FusedRows"/>);
+/// nothing here knows which cell it is.
+/// </para>
+/// </summary>
+internal sealed unsafe class LayerWeights
+{
+    public readonly int Layer, Direction, In, H, Hout, P, GH, Split;
+    public readonly bool Bias, LinearBeforeReset;
+    public readonly KernelSet K;
+    public readonly float* Wih, Whh, Bih, Bhh, Whr;                  // (GH, In), (GH, Hout), (GH), (GH), (P, H)
+    public readonly int OWih, OWhh, OBih, OBhh, OWhr;                // offsets of the same tensors in a gradient arena
+
+    // Pre-summed biases: rows below Split b_ih + b_hh, rows from Split b_ih only (GH); BiasRest: b_hh of rows from Split (GH - Split).
+    public readonly float* BiasSum, BiasRest;
+    public readonly float* Zeros;                                     // (GH) zeros: the recurrent half of a fused streaming step
+
+    // GEMM panels (op(B) packed once). Forward: X W^T; backward: dY W.
+    public readonly PackedGemmOperand WihT;                           // (In -> GH)
+    public readonly PackedGemmOperand RecT, RecN;                     // W_hh rows [0, Split): (Hout -> Split), (Split -> Hout)
+    public readonly PackedGemmOperand? RestT, RestN;                  // W_hh rows [Split, GH)
+    public readonly PackedGemmOperand? WhrT, WhrN;                    // projection (H -> P), (P -> H)
+    // GEMV tiles for batch 1.
+    public readonly PackedGemvMatrix RecV;                            // W_hh rows [0, Split)
+    public readonly PackedGemvMatrix? RestV, WhrV;                    // W_hh rows [Split, GH); W_hr
+    public readonly PackedGemvMatrix StepV;                           // [W_ih | W_hh] rows [0, Split): the streaming step
+    public readonly PackedGemvMatrix? StepRestV;                      // W_ih rows [Split, GH)
+
+    private readonly float[] _biases;
+
+    public LayerWeights(RecurrentOptions o, int layer, int direction, int split, Arena parameters, KernelSet kernels)
+    {
+        Layer = layer; Direction = direction; Bias = o.Bias; LinearBeforeReset = o.GruLinearBeforeReset;
+        In = o.LayerInput(layer); H = o.HiddenSize; Hout = o.OutputHidden; P = o.ProjSize; GH = o.GateCount * H; Split = split;
+        K = kernels;
+        string sfx = $"_l{layer}" + (direction == 1 ? "_reverse" : "");
+        Wih = Find(parameters, "weight_ih" + sfx, out OWih);
+        Whh = Find(parameters, "weight_hh" + sfx, out OWhh);
+        if (Bias) { Bih = Find(parameters, "bias_ih" + sfx, out OBih); Bhh = Find(parameters, "bias_hh" + sfx, out OBhh); }
+        if (P > 0) Whr = Find(parameters, "weight_hr" + sfx, out OWhr);
+
+        int pad = (GH + 15) / 16 * 16;
+        _biases = GC.AllocateArray<float>(3 * pad, pinned: true);
+        BiasSum = (float*)Unsafe.AsPointer(ref _biases[0]);
+        BiasRest = BiasSum + pad;
+        Zeros = BiasRest + pad;
+
+        int rest = GH - Split;
+        WihT = kernels.PackGemmOperand(true, In, GH, S(Wih, GH * In), In);
+        RecT = kernels.PackGemmOperand(true, Hout, Split, S(Whh, Split * Hout), Hout);
+        RecN = kernels.PackGemmOperand(false, Split, Hout, S(Whh, Split * Hout), Hout);
+        RecV = new PackedGemvMatrix(Split, Hout, S(Whh, Split * Hout), Hout);
+        StepV = new PackedGemvMatrix(Split, In + Hout, new float[Split * (In + Hout)], In + Hout);
+        if (rest > 0)
+        {
+            RestT = kernels.PackGemmOperand(true, Hout, rest, S(Whh + Split * Hout, rest * Hout), Hout);
+            RestN = kernels.PackGemmOperand(false, rest, Hout, S(Whh + Split * Hout, rest * Hout), Hout);
+            RestV = new PackedGemvMatrix(rest, Hout, S(Whh + Split * Hout, rest * Hout), Hout);
+            StepRestV = new PackedGemvMatrix(rest, In, S(Wih + Split * In, rest * In), In);
+        }
+        if (P > 0)
+        {
+            WhrT = kernels.PackGemmOperand(true, H, P, S(Whr, P * H), H);
+            WhrN = kernels.PackGemmOperand(false, P, H, S(Whr, P * H), H);
+            WhrV = new PackedGemvMatrix(P, H, S(Whr, P * H), H);
+        }
+        Repack();
+    }
+
+    private static float* Find(Arena a, string name, out int offset)
+    {
+        offset = a.Entry(name).Offset;
+        return a.Pointer(name);
+    }
+
+    private static ReadOnlySpan<float> S(float* p, int n) => new(p, n);
+
+    /// <summary>Rebuilds every packed copy and the pre-summed biases from the parameters. Not safe while calls run.</summary>
+    public void Repack()
+    {
+        int rest = GH - Split;
+        for (int i = 0; i < GH; i++)
+        {
+            float bi = Bias ? Bih[i] : 0f, bh = Bias ? Bhh[i] : 0f;
+            if (i < Split) BiasSum[i] = bi + bh;
+            else { BiasSum[i] = bi; BiasRest[i - Split] = bh; }
+        }
+        WihT.Repack(S(Wih, GH * In), In);
+        RecT.Repack(S(Whh, Split * Hout), Hout);
+        RecN.Repack(S(Whh, Split * Hout), Hout);
+        RecV.Repack(S(Whh, Split * Hout), Hout);
+        StepV.Repack(S(Wih, Split * In), In, 0, In);
+        StepV.Repack(S(Whh, Split * Hout), Hout, In, Hout);
+        if (rest > 0)
+        {
+            RestT!.Repack(S(Whh + Split * Hout, rest * Hout), Hout);
+            RestN!.Repack(S(Whh + Split * Hout, rest * Hout), Hout);
+            RestV!.Repack(S(Whh + Split * Hout, rest * Hout), Hout);
+            StepRestV!.Repack(S(Wih + Split * In, rest * In), In);
+        }
+        if (P > 0)
+        {
+            WhrT!.Repack(S(Whr, P * H), H);
+            WhrN!.Repack(S(Whr, P * H), H);
+            WhrV!.Repack(S(Whr, P * H), H);
+        }
+    }
+
+    /// <summary>y (B rows of stride ldy) (+)= x (B, k) W^T, by GEMV tiles at batch 1 or GEMM panels otherwise.</summary>
+    public void Mul(int batch, float* x, PackedGemvMatrix tiles, PackedGemmOperand panels, float* y, int ldy, bool accumulate)
+    {
+        if (batch == 1)
+            K.Gemv(tiles, new ReadOnlySpan<float>(x, tiles.Cols), new Span<float>(y, tiles.Rows), accumulate);
+        else
+            K.Gemm(false, batch, 1f, new ReadOnlySpan<float>(x, batch * panels.K), panels.K, panels, accumulate ? 1f : 0f,
+                new Span<float>(y, (batch - 1) * ldy + panels.N), ldy);
+    }
+
+    /// <summary>dx (B, n) (+)= dy (B rows of stride lddy, k) W, W stored k x n at <paramref name="w"/>: GEMV transposed at batch 1, GEMM otherwise.</summary>
+    public void MulBack(int batch, float* dy, int lddy, float* w, PackedGemmOperand panels, float* dx, bool accumulate)
+    {
+        int k = panels.K, n = panels.N;
+        if (batch == 1)
+            K.GemvTransposed(k, n, new ReadOnlySpan<float>(w, k * n), n, new ReadOnlySpan<float>(dy, k), new Span<float>(dx, n), accumulate);
+        else
+            K.Gemm(false, batch, 1f, new ReadOnlySpan<float>(dy, (batch - 1) * lddy + k), lddy, panels, accumulate ? 1f : 0f,
+                new Span<float>(dx, batch * n), n);
+    }
+}
