@@ -21,7 +21,7 @@ internal readonly unsafe struct GruCell : ICell
     public static void Forward(LayerWeights w, ref CellStep s)
     {
         int B = s.Batch, H = w.H, GH = w.GH;
-        w.Mul(B, s.HPrev, w.RecV, w.RecT, s.Gh, GH, false);                          // gh[r, z] = h W_h(r,z)^T
+        w.Mul(s, s.HPrev, w.RecV, w.RecT, s.Gh, GH, false);                          // gh[r, z] = h W_h(r,z)^T
         for (int b = 0; b < B; b++) new ReadOnlySpan<float>(w.BiasRest, H).CopyTo(new Span<float>(s.Gh + b * GH + 2 * H, H));
         Gates(w, ref s, s.HPrev, s.Gx, s.Gh, GH);
     }
@@ -47,7 +47,7 @@ internal readonly unsafe struct GruCell : ICell
         };
         if (w.LinearBeforeReset)
         {
-            w.Mul(B, hPrev, w.RestV!, w.RestT!, gh + 2 * H, ghStride, true);          // gh[n] = h W_hn^T + b_hn
+            w.Mul(s, hPrev, w.RestV!, w.RestT!, gh + 2 * H, ghStride, true);          // gh[n] = h W_hn^T + b_hn
             k.Part = GruForward.Phase.LinearBeforeReset;
             Rows.Run(ref k, B, GH);
         }
@@ -55,7 +55,7 @@ internal readonly unsafe struct GruCell : ICell
         {
             k.Part = GruForward.Phase.ResetUpdate;
             Rows.Run(ref k, B, GH);
-            w.Mul(B, s.RH, w.RestV!, w.RestT!, gh + 2 * H, ghStride, true);            // gh[n] = (r * h) W_hn^T + b_hn
+            w.Mul(s, s.RH, w.RestV!, w.RestT!, gh + 2 * H, ghStride, true);            // gh[n] = (r * h) W_hn^T + b_hn
             k.Part = GruForward.Phase.New;
             Rows.Run(ref k, B, GH);
         }

@@ -25,6 +25,7 @@ internal enum CellRecords
 internal unsafe struct CellStep
 {
     public int Batch;
+    public bool Panels;          // use GEMM panels even at B = 1 (a multi-stream tick: a row's result must not depend on B)
     public float* Gx;            // (B, GH) x W_ih^T, without bias (the cell adds the pre-summed biases)
     public float* HPrev, HNew;   // (B, Hout)
     public float* CPrev, CNew;   // (B, H), LSTM

@@ -18,14 +18,14 @@ internal readonly unsafe struct LstmCell : ICell
 
     public static void Forward(LayerWeights w, ref CellStep s)
     {
-        w.Mul(s.Batch, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, false);                  // gh = h W_hh^T  (B, 4H)
+        w.Mul(s, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, false);                  // gh = h W_hh^T  (B, 4H)
         var k = new LstmForward
         {
             Isa = w.K.Isa, A = s.Gx, Bias = w.BiasSum, B = s.Gh, CPrev = s.CPrev, Gates = s.Gates, C = s.CNew, TanhC = s.TanhC,
             H = w.P > 0 ? s.M : s.HNew, Hd = (nuint)w.H, BStride = (nuint)w.GH,
         };
         Rows.Run(ref k, s.Batch, w.GH);
-        if (w.P > 0) w.Mul(s.Batch, s.M, w.WhrV!, w.WhrT!, s.HNew, w.Hout, false); // h = m W_hr^T  (B, P)
+        if (w.P > 0) w.Mul(s, s.M, w.WhrV!, w.WhrT!, s.HNew, w.Hout, false); // h = m W_hr^T  (B, P)
     }
 
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)

@@ -17,7 +17,7 @@ internal readonly unsafe struct RnnCell<TAct> : ICell where TAct : IActivation
 
     public static void Forward(LayerWeights w, ref CellStep s)
     {
-        w.Mul(s.Batch, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, false);                  // gh = h W_hh^T  (B, H)
+        w.Mul(s, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, false);                  // gh = h W_hh^T  (B, H)
         var k = new RnnForward<TAct> { Isa = w.K.Isa, A = s.Gx, Bias = w.BiasSum, B = s.Gh, H = s.HNew, Hd = (nuint)w.H, BStride = (nuint)w.H };
         Rows.Run(ref k, s.Batch, w.GH);
     }

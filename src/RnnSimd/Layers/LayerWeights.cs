@@ -119,10 +119,11 @@ internal sealed unsafe class LayerWeights
         }
     }
 
-    /// <summary>y (B rows of stride ldy) (+)= x (B, k) W^T, by GEMV tiles at batch 1 or GEMM panels otherwise.</summary>
-    public void Mul(int batch, float* x, PackedGemvMatrix tiles, PackedGemmOperand panels, float* y, int ldy, bool accumulate)
+    /// <summary>y (B rows of stride ldy) (+)= x (B, k) W^T for the step's B rows, by GEMV tiles at batch 1 (unless the step asks for panels) or GEMM panels.</summary>
+    public void Mul(in Cells.CellStep s, float* x, PackedGemvMatrix tiles, PackedGemmOperand panels, float* y, int ldy, bool accumulate)
     {
-        if (batch == 1)
+        int batch = s.Batch;
+        if (batch == 1 && !s.Panels)
             K.Gemv(tiles, new ReadOnlySpan<float>(x, tiles.Cols), new Span<float>(y, tiles.Rows), accumulate);
         else
             K.Gemm(false, batch, 1f, new ReadOnlySpan<float>(x, batch * panels.K), panels.K, panels, accumulate ? 1f : 0f,

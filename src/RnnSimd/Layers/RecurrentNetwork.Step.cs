@@ -63,7 +63,7 @@ public sealed unsafe partial class RecurrentNetwork
             var w = _layers[l];
             var st = new CellStep
             {
-                Batch = batch, Gx = scratch.Gx, HPrev = h[l], HNew = h[l], CPrev = c == null ? null : c[l], CNew = c == null ? null : c[l], Gates = scratch.Gates, Gh = scratch.Gh,
+                Batch = batch, Panels = true, Gx = scratch.Gx, HPrev = h[l], HNew = h[l], CPrev = c == null ? null : c[l], CNew = c == null ? null : c[l], Gates = scratch.Gates, Gh = scratch.Gh,
                 TanhC = scratch.TanhC, M = scratch.M, RH = scratch.RH,
             };
             Kernels.Gemm(false, batch, 1f, S(x, (long)batch * w.In), w.In, w.WihT, 0f, S(st.Gx, (long)batch * w.GH), w.GH);

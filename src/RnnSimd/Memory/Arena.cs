@@ -85,6 +85,22 @@ public sealed class Arena
     internal unsafe float* Pointer(string name) =>
         (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref Data[0]) + Entry(name).Offset;
 
+    /// <summary>
+    /// this += <paramref name="other"/>, element by element (one float add each, so the result does not depend on how the
+    /// loop is split). Summing per-thread gradient arenas in a fixed order gives a result independent of thread timing.
+    /// </summary>
+    /// <exception cref="ArgumentException">The layouts differ.</exception>
+    public void Add(Arena other)
+    {
+        if (!HasLayoutOf(other)) throw new ArgumentException("other has another layout (names, shapes or offsets differ).", nameof(other));
+        var a = Data.AsSpan();
+        ReadOnlySpan<float> b = other.Data;
+        int i = 0;
+        for (; i + System.Numerics.Vector<float>.Count <= a.Length; i += System.Numerics.Vector<float>.Count)
+            (new System.Numerics.Vector<float>(a[i..]) + new System.Numerics.Vector<float>(b[i..])).CopyTo(a[i..]);
+        for (; i < a.Length; i++) a[i] += b[i];
+    }
+
     /// <summary>Sets every float to zero.</summary>
     public void Clear() => Array.Clear(Data);
 }

@@ -101,19 +101,30 @@ public class RecurrentContractTests
             float[] dx = new float[x.Length], dh0 = new float[2 * batch * o.OutputHidden];
             int[] lengths = Enumerable.Range(0, batch).Select(b => T - b).ToArray();
             var ws = net.CreateWorkspace(T, batch);
+            var inference = net.CreateInferenceWorkspace(T, batch);
+            var grads = net.CreateGradients();
             var state = net.CreateState(batch);
+            var streams = Enumerable.Range(0, 3).Select(_ => net.CreateState()).ToArray();
+            var stepper = new MultiStreamStepper(net, streams.Length);
             float[] xs = new float[batch * o.InputSize], ys = new float[batch * o.OutputHidden];
+            float[] xTick = new float[streams.Length * o.InputSize], yTick = new float[streams.Length * o.OutputHidden];
             void All()
             {
                 net.Step(state, xs, ys);
+                stepper.Step(streams, xTick, yTick);
+                stepper.Step(streams.AsSpan(1), xTick.AsSpan(o.InputSize), yTick.AsSpan(o.OutputHidden)); // a stream left
                 net.Forward(x, T, batch, [], [], y, [], [], ws, lengths);
                 net.Backward(ws, y, [], [], dx, dh0, []);
+                net.Backward(ws, y, [], [], dx, dh0, [], default, grads);
+                net.Forward(x, T, batch, [], [], y, dh0, [], inference, lengths);
                 net.ParametersChanged(); // what an optimizer step does: packs are refreshed in place
                 net.Forward(x.AsSpan(0, x.Length / 2), T / 2, batch, [], [], y.AsSpan(0, y.Length / 2), [], [], ws);
             }
             long[] windows = SteadyStateAllocations(All, 20);
             if (windows[^1] != 0) failures.Add($"{set} {cell} B={batch}: {string.Join(", ", windows)} bytes in windows of 20 calls");
             Assert.Equal(1, ws.Generation);
+            Assert.Equal(1, inference.Generation);
+            Assert.Equal(1, stepper.Generation);
         }
         Assert.True(failures.Count == 0, string.Join("; ", failures));
     }

@@ -6,7 +6,7 @@ using RnnSimd.Kernels;
 namespace RnnSimd.Tests.Kernels;
 
 /// <summary>
-/// Re-runs every kernel test (Category=Kernels) in a child process with wide instruction sets switched off in the
+/// Re-runs every kernel test (Category=Kernels), and the shared-network and multi-stream tests, in a child process with wide instruction sets switched off in the
 /// runtime, so the narrower code paths are compiled and tested as a CPU without those instructions would run them.
 /// The child first asserts that the setting took effect (<see cref="IsaEnvironment.Requested_instruction_sets_took_effect"/>).
 /// .NET 10 renamed the AVX-512 knob: DOTNET_EnableAVX512F=0 alone no longer disables it, so the child gets both
@@ -29,7 +29,10 @@ public class IsaMatrix
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "test", dll, "--filter", "Category=Kernels" }) psi.ArgumentList.Add(arg);
+        // The kernels, and the tests of one network shared by threads and of the multi-stream stepper (their bitwise
+        // claims must hold for the code the JIT emits without the wide instructions too).
+        const string filter = "Category=Kernels|FullyQualifiedName~SharedNetworkTests|FullyQualifiedName~MultiStreamTests";
+        foreach (var arg in new[] { "test", dll, "--filter", filter }) psi.ArgumentList.Add(arg);
         foreach (var kv in environment)
         {
             var parts = kv.Split('=', 2);
