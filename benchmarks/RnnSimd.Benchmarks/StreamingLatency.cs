@@ -16,7 +16,9 @@ namespace RnnSimd.Benchmarks;
 /// operation over many operations; a streaming user also cares about the tail, so each step is timed on its own:
 /// a warm-up, then N consecutive steps, each between two Stopwatch.GetTimestamp calls, the durations stored in an
 /// array allocated before the loop. GC collections and the bytes allocated on this thread are counted over the
-/// measured steps. Writes DIR/latency-s1.json and DIR/latency-s1.md.
+/// measured steps. Each cell is measured with 1 thread and with 2 threads, each stepping its own stream (state) on the
+/// one shared network at the same time (the samples of both threads form that row's distribution). Writes
+/// DIR/latency-s1.json and DIR/latency-s1.md.
 /// </summary>
 internal static class StreamingLatency
 {
@@ -30,8 +32,9 @@ internal static class StreamingLatency
     public const int WarmupMilliseconds = 1000, WarmupMinSteps = 20_000;
 
     private static readonly string[] Cells = ["lstm", "gru", "rnn_tanh"];
+    private static readonly int[] ThreadCounts = [1, 2];
 
-    internal sealed record Result(string Cell, int Steps, int WarmupSteps, LatencyStats Stats,
+    internal sealed record Result(string Cell, int Threads, int Steps, int WarmupSteps, LatencyStats Stats,
         int Gen0, int Gen1, int Gen2, long AllocatedBytes);
 
     /// <summary>Parses "--latency [--steps N] [--out DIR]" (args[0] is "--latency"), measures, writes the files.</summary>
@@ -61,9 +64,10 @@ internal static class StreamingLatency
         log.WriteLine($"latency: S1 stream-step, {steps} steps per cell, kernel set {KernelSet.Default.Name}, timer overhead ~{overhead:F0} ns per sample");
         var results = new List<Result>();
         foreach (var cell in Cells)
+        foreach (int threads in ThreadCounts)
         {
-            var r = Measure(cell, steps);
-            log.WriteLine($"latency: {cell,-8} p50 {r.Stats.P50Ns / 1e3:F2} µs  p99 {r.Stats.P99Ns / 1e3:F2} µs  p99.9 {r.Stats.P999Ns / 1e3:F2} µs  "
+            var r = Measure(cell, steps, threads);
+            log.WriteLine($"latency: {cell,-8} threads {threads} p50 {r.Stats.P50Ns / 1e3:F2} µs  p99 {r.Stats.P99Ns / 1e3:F2} µs  p99.9 {r.Stats.P999Ns / 1e3:F2} µs  "
                 + $"max {r.Stats.MaxNs / 1e3:F2} µs  mean {r.Stats.MeanNs / 1e3:F2} µs  GCs {r.Gen0}  allocated {r.AllocatedBytes} B  (warm-up {r.WarmupSteps} steps)");
             results.Add(r);
         }
@@ -76,27 +80,47 @@ internal static class StreamingLatency
         return 0;
     }
 
-    /// <summary>One cell: the network, state and input of S1 (seeds 1 and 2, as InferenceBenchmarks), warm-up, N timed steps.</summary>
-    internal static Result Measure(string cell, int steps)
+    /// <summary>
+    /// One cell: the network and input of S1 (seeds 1 and 2, as InferenceBenchmarks), shared by <paramref name="threads"/>
+    /// threads each with its own state; each warms up, then all start the N timed steps together.
+    /// </summary>
+    internal static Result Measure(string cell, int steps, int threads)
     {
         var net = new RecurrentNetwork(new RecurrentOptions(RecurrentOptions.ParseCell(cell), 64, 256), 1);
-        var state = net.CreateState(1);
-        float[] x = BenchData.Uniform(64, 2);      // (B, I) = (1, 64)
-        float[] y = new float[256];                // (B, H) = (1, 256)
-        long[] ticks = new long[steps];            // one duration per measured step, in Stopwatch ticks
-
-        int warmup = Warmup(net, state, x, y);
+        float[] x = BenchData.Uniform(64, 2);      // (B, I) = (1, 64), read by every thread
+        var ticks = new long[threads][];           // one duration per measured step, in Stopwatch ticks
+        var warmups = new int[threads];
+        var allocated = new long[threads];
+        using var warm = new Barrier(threads + 1);
+        using var go = new Barrier(threads + 1);
+        using var done = new CountdownEvent(threads);
+        for (int i = 0; i < threads; i++)
+        {
+            int k = i;
+            ticks[k] = new long[steps];
+            new Thread(() =>
+            {
+                var state = net.CreateState(1);
+                float[] y = new float[256];        // (B, H) = (1, 256)
+                warmups[k] = Warmup(net, state, x, y);
+                warm.SignalAndWait();
+                go.SignalAndWait();
+                long bytes = GC.GetAllocatedBytesForCurrentThread();
+                TimeSteps(net, state, x, y, ticks[k]);
+                allocated[k] = GC.GetAllocatedBytesForCurrentThread() - bytes;
+                done.Signal();
+            }) { IsBackground = true, Name = $"latency {k}" }.Start();
+        }
+        warm.SignalAndWait();
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
-
         int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
-        long bytes = GC.GetAllocatedBytesForCurrentThread();
-        TimeSteps(net, state, x, y, ticks);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - bytes;
+        go.SignalAndWait();
+        done.Wait();
         int d0 = GC.CollectionCount(0) - g0, d1 = GC.CollectionCount(1) - g1, d2 = GC.CollectionCount(2) - g2;
-
-        return new(cell, steps, warmup, LatencyStats.FromTicks(ticks, Stopwatch.Frequency), d0, d1, d2, allocated);
+        long[] all = ticks.SelectMany(t => t).ToArray();
+        return new(cell, threads, steps, warmups.Min(), LatencyStats.FromTicks(all, Stopwatch.Frequency), d0, d1, d2, allocated.Sum());
     }
 
     /// <summary>Steps until both <see cref="WarmupMilliseconds"/> and <see cref="WarmupMinSteps"/> are reached; returns the count.</summary>
@@ -156,7 +180,7 @@ internal static class StreamingLatency
     }
 
     /// <summary>
-    /// {"workload","date",machine fields…,"results":[{"cell","steps","p50_ns","p99_ns","p999_ns","max_ns","mean_ns",
+    /// {"workload","date",machine fields…,"results":[{"cell","threads","steps" (per thread),"p50_ns","p99_ns","p999_ns","max_ns","mean_ns",
     /// "gc_collections","gc_collections_by_generation","allocated_bytes","warmup_steps"}]}. gc_collections counts every
     /// collection (a gen-1 or gen-2 collection also counts as gen 0), by_generation is [gen0, gen1, gen2].
     /// </summary>
@@ -182,6 +206,7 @@ internal static class StreamingLatency
             {
                 w.WriteStartObject();
                 w.WriteString("cell", r.Cell);
+                w.WriteNumber("threads", r.Threads);
                 w.WriteNumber("steps", r.Steps);
                 w.WriteNumber("p50_ns", Math.Round(r.Stats.P50Ns, 1));
                 w.WriteNumber("p99_ns", Math.Round(r.Stats.P99Ns, 1));
@@ -212,15 +237,16 @@ internal static class StreamingLatency
         s.AppendLine("Written by `benchmarks/latency.sh` (`dotnet run -c Release --project benchmarks/RnnSimd.Benchmarks -- --latency`); do not edit.");
         s.AppendLine($"One `RecurrentNetwork.Step` per sample: batch 1, input 64, hidden 256, state carried from step to step; a warm-up of at least "
             + $"{WarmupMilliseconds} ms and {WarmupMinSteps:N0} steps, then consecutive steps each timed with `Stopwatch.GetTimestamp` "
-            + $"(the timer's own ~{m.TimerOverheadNs:F0} ns are included). Percentiles are nearest-rank; GCs and allocated bytes are over the measured steps.");
+            + $"(the timer's own ~{m.TimerOverheadNs:F0} ns are included). Percentiles are nearest-rank; GCs and allocated bytes are over the measured steps. "
+            + "With 2 threads, each thread steps its own stream on the one shared network at the same time; steps are per thread and the percentiles cover both threads' samples.");
         s.AppendLine();
         s.AppendLine($"{m.Cpu} ({m.CpuShortName}, {m.LogicalCores} logical cores), kernel set `{m.KernelSetName}`, {m.Runtime}, {m.Os}, {m.Date}.");
         s.AppendLine();
-        s.AppendLine("| cell | steps | p50 | p99 | p99.9 | max | mean | GCs | allocated |");
-        s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        s.AppendLine("| cell | threads | steps | p50 | p99 | p99.9 | max | mean | GCs | allocated |");
+        s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in results)
             s.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Cell} | {r.Steps:N0} | {Us(r.Stats.P50Ns)} | {Us(r.Stats.P99Ns)} | {Us(r.Stats.P999Ns)} | {Us(r.Stats.MaxNs)} | {Us(r.Stats.MeanNs)} | {r.Gen0} | {r.AllocatedBytes:N0} B |"));
+                $"| {r.Cell} | {r.Threads} | {r.Steps:N0} | {Us(r.Stats.P50Ns)} | {Us(r.Stats.P99Ns)} | {Us(r.Stats.P999Ns)} | {Us(r.Stats.MaxNs)} | {Us(r.Stats.MeanNs)} | {r.Gen0} | {r.AllocatedBytes:N0} B |"));
         return s.ToString();
     }
 

@@ -8,6 +8,8 @@ namespace RnnSimd.Benchmarks;
 /// S1 stream-step: one step, batch 1, input 64, hidden 256, state carried from step to step.
 /// S2 seq-infer: batch 1, T = 128, input 64, hidden 256, one call.
 /// S3 batch-infer: T = 64, B = 32, input 65, hidden 256, one call.
+/// S2 and S3 run in inference mode (a workspace that records nothing, as LibTorch's no_grad and ONNX Runtime).
+/// S4 serve: 64 independent batch-1 streams (input 64, hidden 256), each one step per tick, by one multi-stream stepper tick.
 /// </summary>
 [Config(typeof(WorkloadConfig))]
 public class InferenceBenchmarks
@@ -17,6 +19,9 @@ public class InferenceBenchmarks
 
     private RecurrentNetwork _s1 = null!, _s2 = null!, _s3 = null!;
     private RecurrentState _state = null!;
+    private RecurrentState[] _streams = [];
+    private MultiStreamStepper _stepper = null!;
+    private float[] _x4 = [], _y4 = [];
     private SequenceWorkspace _ws2 = null!, _ws3 = null!;
     private float[] _x1 = [], _y1 = [], _x2 = [], _y2 = [], _x3 = [], _y3 = [], _h2 = [], _h3 = [];
 
@@ -29,15 +34,19 @@ public class InferenceBenchmarks
         _x1 = BenchData.Uniform(64, 2);
         _y1 = new float[256];
         _s2 = _s1;
-        _ws2 = _s2.CreateWorkspace(128, 1);
+        _ws2 = _s2.CreateInferenceWorkspace(128, 1);
         _x2 = BenchData.Uniform(128 * 64, 3);
         _y2 = new float[128 * 256];
         _h2 = new float[256];
         _s3 = new RecurrentNetwork(new RecurrentOptions(cell, 65, 256), 4);
-        _ws3 = _s3.CreateWorkspace(64, 32);
+        _ws3 = _s3.CreateInferenceWorkspace(64, 32);
         _x3 = BenchData.Uniform(64 * 32 * 65, 5);
         _y3 = new float[64 * 32 * 256];
         _h3 = new float[32 * 256];
+        _streams = Enumerable.Range(0, 64).Select(_ => _s1.CreateState(1)).ToArray();
+        _stepper = new MultiStreamStepper(_s1, 64);
+        _x4 = BenchData.Uniform(64 * 64, 8);
+        _y4 = new float[64 * 256];
     }
 
     /// <summary>S1 stream-step.</summary>
@@ -51,4 +60,8 @@ public class InferenceBenchmarks
     /// <summary>S3 batch-infer.</summary>
     [Benchmark(Description = "S3 batch-infer")]
     public void S3() => _s3.Forward(_x3, 64, 32, [], [], _y3, _h3, [], _ws3);
+
+    /// <summary>S4 serve: one tick of 64 streams.</summary>
+    [Benchmark(Description = "S4 serve")]
+    public void S4() => _stepper.Step(_streams, _x4, _y4);
 }

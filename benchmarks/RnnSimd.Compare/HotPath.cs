@@ -9,13 +9,13 @@ namespace RnnSimd.Compare;
 public static class HotPath
 {
     public static readonly IReadOnlyList<string> Classes = ["InferenceBenchmarks", "TrainingBenchmarks"];
-    public static readonly IReadOnlyList<string> Workloads = ["S1", "S2", "S3", "T1", "T2"];
+    public static readonly IReadOnlyList<string> Workloads = ["S1", "S2", "S3", "S4", "T1", "T2"];
 
     public static bool ByName(BenchmarkResult b)
     {
         if (Classes.Contains(b.Type)) return true;
         string firstWord = b.MethodTitle.Trim('\'').Split(' ')[0];
         bool workload = Workloads.Contains(b.Method) || Workloads.Contains(firstWord);
-        return workload && b.Parameter("Impl") is null or "RnnSimd";
+        return workload && b.Parameter("Impl") is null or "RnnSimd" or "RnnSimdSteps";
     }
 }

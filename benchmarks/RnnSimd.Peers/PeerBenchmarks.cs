@@ -82,3 +82,13 @@ public class TrainStepLargeBenchmarks : PeerBenchmark
     [Benchmark(Description = "T2 train-step-large")]
     public void T2() => RunOnce();
 }
+
+[Config(typeof(PeerConfig))]
+public class ServeBenchmarks : PeerBenchmark
+{
+    private protected override Workload Workload => Workload.S4;
+
+    /// <summary>One tick: each of the 64 streams steps once (per stream-step: divide by 64).</summary>
+    [Benchmark(Description = "S4 serve")]
+    public void S4() => RunOnce();
+}

@@ -15,10 +15,12 @@ internal sealed record Workload(string Id, string Title, int Steps, int Batch, i
     public static readonly Workload S1 = new("S1", "S1 stream-step", 1, 1, 64, 256, false, 1);
     public static readonly Workload S2 = new("S2", "S2 seq-infer", 128, 1, 64, 256, false, 1);
     public static readonly Workload S3 = new("S3", "S3 batch-infer", 64, 32, 65, 256, false, 4);
+    /// <summary>S4 serve: 64 independent streams (Batch = streams), each one step per tick, state carried per stream.</summary>
+    public static readonly Workload S4 = new("S4", "S4 serve", 1, 64, 64, 256, false, 1);
     public static readonly Workload T1 = new("T1", "T1 train-step", 64, 32, 65, 256, true, 6);
     public static readonly Workload T2 = new("T2", "T2 train-step-large", 32, 64, 65, 512, true, 7);
 
-    public static readonly Workload[] All = [S1, S2, S3, T1, T2];
+    public static readonly Workload[] All = [S1, S2, S3, S4, T1, T2];
 
     /// <summary>The cells every workload runs, by RnnSimd / file name.</summary>
     public static readonly string[] Cells = ["lstm", "gru", "rnn_tanh"];
@@ -34,12 +36,15 @@ internal sealed record Workload(string Id, string Title, int Steps, int Batch, i
     /// <summary>Streaming: one step per call with the state carried.</summary>
     public bool IsStep => Id == "S1";
 
+    /// <summary>Serving: <see cref="Batch"/> independent streams, each stepped once per call (a tick), each with its own state.</summary>
+    public bool IsServe => Id == "S4";
+
     public static Workload ById(string id) => All.FirstOrDefault(w => w.Id == id)
         ?? throw new ArgumentException($"unknown workload '{id}'; expected one of {string.Join(", ", All.Select(w => w.Id))}.");
 
     /// <summary>
     /// The RnnSimd network every implementation of this (workload, cell) loads its weights from: PyTorch's default
-    /// initialisation, seeded. S1 and S2 share seed 1 and S3 uses seed 4, as the main project's InferenceBenchmarks.
+    /// initialisation, seeded. S1, S2 and S4 share seed 1 and S3 uses seed 4, as the main project's InferenceBenchmarks.
     /// </summary>
     public RecurrentNetwork CreateNetwork(string cell) =>
         new(new RecurrentOptions(RecurrentOptions.ParseCell(cell), Input, Hidden), Seed);
@@ -50,6 +55,7 @@ internal sealed record Workload(string Id, string Title, int Steps, int Batch, i
         "S1" => BenchData.Uniform(Input, 2),
         "S2" => BenchData.Uniform(Steps * Input, 3),
         "S3" => BenchData.Uniform(Steps * Batch * Input, 5),
+        "S4" => BenchData.Uniform(Batch * Input, 8),               // (N, I): one row per stream, all different
         _ => throw new InvalidOperationException($"{Id} is a training workload; use CharLmData."),
     };
 }

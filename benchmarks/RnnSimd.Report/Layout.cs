@@ -8,12 +8,15 @@ namespace RnnSimd.Report;
 internal static class Layout
 {
     public const string RnnSimd = "RnnSimd", LibTorch = "LibTorch", LibTorchCell = "LibTorchCell", OnnxRuntime = "OnnxRuntime";
+    /// <summary>S4: 64 calls of RnnSimd's Step (the RnnSimd row is the multi-stream stepper).</summary>
+    public const string RnnSimdSteps = "RnnSimdSteps";
 
     public static readonly (string Id, string Title)[] Workloads =
     [
         ("S1", "stream-step: one step, B = 1, I = 64, H = 256, state carried"),
         ("S2", "seq-infer: T = 128, B = 1, I = 64, H = 256, one call"),
         ("S3", "batch-infer: T = 64, B = 32, I = 65, H = 256, one call"),
+        ("S4", "serve: 64 independent streams (B = 1 each), one step each per tick, I = 64, H = 256, state carried; time per tick (per stream-step: / 64)"),
         ("T1", "train-step: char-LM, one-hot 65 in, H = 256, T = 64, B = 32, full BPTT, Adam"),
         ("T2", "train-step-large: as T1 with H = 512, B = 64, T = 32"),
     ];
@@ -31,9 +34,13 @@ internal static class Layout
     {
         "S1" => Impls,
         "S2" or "S3" => [RnnSimd, LibTorch, OnnxRuntime],
+        "S4" => [RnnSimd, RnnSimdSteps, LibTorchCell, OnnxRuntime],
         "T1" or "T2" => [RnnSimd, LibTorch],
         _ => [RnnSimd],
     };
+
+    /// <summary>Stream-steps per timed operation: 64 for S4 (a tick), else 1.</summary>
+    public static int ItemsPerOperation(string workload) => workload == "S4" ? 64 : 1;
 
     /// <summary><paramref name="expected"/> in order, then the other values of <paramref name="found"/> in ordinal order.</summary>
     public static List<T> Merge<T>(IEnumerable<T> expected, IEnumerable<T> found) where T : notnull

@@ -5,8 +5,8 @@ namespace RnnSimd.Report;
 /// <summary>One row of summary.json: the median time of one (workload, cell, threads, implementation).</summary>
 internal sealed record Row(string Workload, string Cell, int Threads, string Impl, double MedianNs, long? AllocatedBytes);
 
-/// <summary>One cell of latency-s1.json.</summary>
-internal sealed record LatencyRow(string Cell, long Steps, double P50Ns, double P99Ns, double P999Ns, double MaxNs, double MeanNs,
+/// <summary>One (cell, threads) of latency-s1.json; Threads is 1 in files written before the 2-thread rows existed.</summary>
+internal sealed record LatencyRow(string Cell, int Threads, long Steps, double P50Ns, double P99Ns, double P999Ns, double MaxNs, double MeanNs,
     long? GcCollections, long? AllocatedBytes);
 
 /// <summary>latency-s1.json: where and when, and one row per cell.</summary>
@@ -96,7 +96,7 @@ internal sealed class PerfData
                 warnings.Add($"{LatencyFile}: a result lacks cell or p50_ns/p99_ns/p999_ns/max_ns/mean_ns; skipped.");
                 continue;
             }
-            rows.Add(new(cell, (long)(Num(e, "steps") ?? 0), p50, p99, p999, max, mean,
+            rows.Add(new(cell, (int)(Num(e, "threads") ?? 1), (long)(Num(e, "steps") ?? 0), p50, p99, p999, max, mean,
                 Num(e, "gc_collections") is double gc ? (long)gc : null, Num(e, "allocated_bytes") is double b ? (long)b : null));
         }
         return new(Str(root, "date"), Str(root, "cpu"), Str(root, "kernel_set"), Str(root, "runtime"), rows);

@@ -155,15 +155,16 @@ internal static class PerfReport
             foreach (int t in threads)
             {
                 byKey.TryGetValue((cell, t, Layout.RnnSimd), out var mine);
-                var entries = impls.Select(impl => byKey.TryGetValue((cell, t, impl), out var r) ? Entry(r, mine) : Dash);
+                var entries = impls.Select(impl => byKey.TryGetValue((cell, t, impl), out var r) ? Entry(r, mine, Layout.ItemsPerOperation(workload)) : Dash);
                 s.AppendLine($"| {cell} | {t} | {string.Join(" | ", entries)} |");
             }
     }
 
     /// <summary>"11.3 µs&lt;br&gt;0 B" for RnnSimd; "52.1 µs&lt;br&gt;RnnSimd 4.62x faster&lt;br&gt;1.20 KB" for a peer.</summary>
-    private static string Entry(Row r, Row? rnnSimd)
+    private static string Entry(Row r, Row? rnnSimd, int items)
     {
         var parts = new List<string> { r.Impl == Layout.RnnSimd ? $"**{Units.Time(r.MedianNs)}**" : Units.Time(r.MedianNs) };
+        if (items > 1) parts.Add($"{Units.Time(r.MedianNs / items)} per stream-step");
         if (r.Impl != Layout.RnnSimd && rnnSimd is not null) parts.Add(Units.Ratio(r.MedianNs, rnnSimd.MedianNs));
         if (r.AllocatedBytes is long b) parts.Add(Units.Bytes(b));
         return string.Join("<br>", parts);
@@ -173,20 +174,22 @@ internal static class PerfReport
     {
         var about = new[] { lat.Cpu, lat.KernelSet is null ? null : $"kernel set `{lat.KernelSet}`", lat.Runtime, lat.Date }.OfType<string>().ToList();
         s.AppendLine("One timed sample per `Step` (batch 1, I = 64, H = 256, state carried) over consecutive steps after a warm-up; "
-            + "nearest-rank percentiles; GCs and allocated bytes over all measured steps"
+            + "nearest-rank percentiles; GCs and allocated bytes over all measured steps; at 2 threads each thread steps its own "
+            + "stream on the one shared network at once (steps per thread, percentiles over both threads' samples)"
             + (about.Count > 0 ? $" ({string.Join(", ", about)})." : "."));
         s.AppendLine();
-        s.AppendLine("| cell | steps | p50 | p99 | p99.9 | max | mean | GCs | allocated |");
-        s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        var rows = lat.Rows.ToDictionary(r => r.Cell);
+        s.AppendLine("| cell | threads | steps | p50 | p99 | p99.9 | max | mean | GCs | allocated |");
+        s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var rows = lat.Rows.ToDictionary(r => (r.Cell, r.Threads));
         foreach (var cell in Layout.Merge(Layout.Cells, lat.Rows.Select(r => r.Cell)))
+        foreach (int threads in Layout.Merge(Layout.Threads, lat.Rows.Where(r => r.Cell == cell).Select(r => r.Threads)))
         {
-            if (!rows.TryGetValue(cell, out var r))
+            if (!rows.TryGetValue((cell, threads), out var r))
             {
-                s.AppendLine($"| {cell} | {string.Join(" | ", Enumerable.Repeat(Dash, 8))} |");
+                s.AppendLine($"| {cell} | {threads} | {string.Join(" | ", Enumerable.Repeat(Dash, 8))} |");
                 continue;
             }
-            s.AppendLine($"| {cell} | {Units.Count(r.Steps)} | {Units.Time(r.P50Ns)} | {Units.Time(r.P99Ns)} | {Units.Time(r.P999Ns)} | "
+            s.AppendLine($"| {cell} | {threads} | {Units.Count(r.Steps)} | {Units.Time(r.P50Ns)} | {Units.Time(r.P99Ns)} | {Units.Time(r.P999Ns)} | "
                 + $"{Units.Time(r.MaxNs)} | {Units.Time(r.MeanNs)} | {(r.GcCollections is long g ? Units.Count(g) : Dash)} | "
                 + $"{(r.AllocatedBytes is long b ? Units.Bytes(b) : Dash)} |");
         }

@@ -4,11 +4,14 @@ namespace RnnSimd.Peers.Runners;
 internal static class Implementations
 {
     public const string RnnSimd = "RnnSimd", LibTorch = "LibTorch", LibTorchCell = "LibTorchCell", OnnxRuntime = "OnnxRuntime";
+    /// <summary>S4 only: RnnSimd's <see cref="global::RnnSimd.Layers.RecurrentNetwork.Step"/> once per stream (the row "RnnSimd" is the multi-stream stepper).</summary>
+    public const string RnnSimdSteps = "RnnSimdSteps";
 
     /// <summary>The implementations each workload is run with, in report order.</summary>
     public static string[] ImplsFor(Workload w) => w switch
     {
         { IsStep: true } => [RnnSimd, LibTorch, LibTorchCell, OnnxRuntime],
+        { IsServe: true } => [RnnSimd, RnnSimdSteps, LibTorchCell, OnnxRuntime],
         { Training: true } => [RnnSimd, LibTorch],
         _ => [RnnSimd, LibTorch, OnnxRuntime],
     };
@@ -21,9 +24,13 @@ internal static class Implementations
     public static IRunner Create(Workload w, string cell, string impl, int threads)
     {
         if (impl is LibTorch or LibTorchCell) Torch.SetThreads(threads);
-        if (impl is RnnSimd) global::RnnSimd.Kernels.Parallelism.MaxThreads = threads;
+        if (impl is RnnSimd or RnnSimdSteps) global::RnnSimd.Kernels.Parallelism.MaxThreads = threads;
         return (impl, w) switch
         {
+            (RnnSimd, { IsServe: true }) => new RnnSimdServe(w, cell, stepper: true),
+            (RnnSimdSteps, { IsServe: true }) => new RnnSimdServe(w, cell, stepper: false),
+            (LibTorchCell, { IsServe: true }) => new TorchCellStep(w, cell),
+            (OnnxRuntime, { IsServe: true }) => new OrtServe(w, cell, threads),
             (RnnSimd, { IsStep: true }) => new RnnSimdStep(w, cell),
             (RnnSimd, { Training: false }) => new RnnSimdSequence(w, cell),
             (RnnSimd, { Training: true }) => new RnnSimdTrain(w, cell),
@@ -39,12 +46,12 @@ internal static class Implementations
 
     /// <summary>
     /// What every implementation's <see cref="IRunner.Check"/> is compared with, computed by RnnSimd through a path
-    /// other than the timed one where there is one: S1: one Forward over the K steps; S2, S3: Forward; T1, T2:
+    /// other than the timed one where there is one: S1, S4: one Forward over the K steps (batch 1 / N); S2, S3: Forward; T1, T2:
     /// Forward / Backward plus a naive double head, loss and Adam.
     /// </summary>
     public static IRunner Reference(Workload w, string cell) => w switch
     {
-        { IsStep: true } => new RnnSimdStepReference(w, cell),
+        { IsStep: true } or { IsServe: true } => new RnnSimdStepReference(w, cell),
         { Training: true } => new CharLmReference(w, cell),
         _ => new RnnSimdSequence(w, cell),
     };

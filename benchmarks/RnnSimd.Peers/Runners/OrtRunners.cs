@@ -144,3 +144,71 @@ internal sealed class OrtSequence : OrtRunner, IRunner
         return [new("output", (float[])_y.Clone()), new("h_n", (float[])_hN.Clone())];
     }
 }
+
+/// <summary>
+/// S4 through ONNX Runtime: the step graph at batch N. ORT is stateless per call, so a server keeps each stream's
+/// state itself (here one h and one c array per stream) and, per tick, gathers them into the bound initial_h /
+/// initial_c (1, N, H), runs, and scatters Y_h / Y_c back to the streams: what a user must do. The output y is Y_h.
+/// </summary>
+internal sealed class OrtServe : OrtRunner, IRunner
+{
+    private readonly OrtIoBinding _binding;
+    private readonly float[][] _h, _c;                     // per stream (H)
+    private readonly float[] _hIn, _cIn, _hOut, _cOut;     // (1, N, H)
+    private readonly bool _lstm;
+
+    public OrtServe(Workload w, string cell, int threads) : this(w, w.CreateNetwork(cell), threads) { }
+
+    private OrtServe(Workload w, RecurrentNetwork net, int threads) : base(net, 1, w.Batch, step: true, threads)
+    {
+        _lstm = net.Options.Cell == CellType.Lstm;
+        int N = w.Batch, H = w.Hidden;
+        _h = Enumerable.Range(0, N).Select(_ => new float[H]).ToArray();
+        _c = Enumerable.Range(0, N).Select(_ => new float[H]).ToArray();
+        (_hIn, _cIn, _hOut, _cOut) = (new float[N * H], new float[N * H], new float[N * H], new float[N * H]);
+        _binding = Binding();
+        _binding.BindInput("X", Value(w.CreateInput(), 1, N, w.Input));
+        _binding.BindInput("initial_h", Value(_hIn, 1, N, H));
+        _binding.BindOutput("Y_h", Value(_hOut, 1, N, H));
+        if (_lstm)
+        {
+            _binding.BindInput("initial_c", Value(_cIn, 1, N, H));
+            _binding.BindOutput("Y_c", Value(_cOut, 1, N, H));
+        }
+    }
+
+    public void Run()
+    {
+        int H = _h[0].Length;
+        for (int n = 0; n < _h.Length; n++)
+        {
+            _h[n].CopyTo(_hIn, n * H);
+            if (_lstm) _c[n].CopyTo(_cIn, n * H);
+        }
+        Session.RunWithBinding(RunOptions, _binding);
+        for (int n = 0; n < _h.Length; n++)
+        {
+            _hOut.AsSpan(n * H, H).CopyTo(_h[n]);
+            if (_lstm) _cOut.AsSpan(n * H, H).CopyTo(_c[n]);
+        }
+    }
+
+    public IReadOnlyList<Quantity> Check()
+    {
+        Reset();
+        var ys = new List<float>();
+        for (int k = 0; k < Protocol.CheckSteps; k++)
+        {
+            Run();
+            ys.AddRange(_hOut);
+        }
+        Reset();
+        return [new("y", ys.ToArray())];
+    }
+
+    private void Reset()
+    {
+        foreach (var a in _h) Array.Clear(a);
+        foreach (var a in _c) Array.Clear(a);
+    }
+}

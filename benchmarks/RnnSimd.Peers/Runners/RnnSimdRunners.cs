@@ -37,7 +37,7 @@ internal sealed class RnnSimdStep : IRunner
     public void Dispose() { }
 }
 
-/// <summary>S2, S3 through RnnSimd: one <see cref="RecurrentNetwork.Forward"/>, zero initial state, output and h_n written (as the main project's).</summary>
+/// <summary>S2, S3 through RnnSimd: one inference-mode <see cref="RecurrentNetwork.Forward"/>, zero initial state, output and h_n written (as the main project's).</summary>
 internal sealed class RnnSimdSequence : IRunner
 {
     private readonly RecurrentNetwork _net;
@@ -49,7 +49,7 @@ internal sealed class RnnSimdSequence : IRunner
     {
         _net = w.CreateNetwork(cell);
         _steps = w.Steps; _batch = w.Batch;
-        _ws = _net.CreateWorkspace(_steps, _batch);
+        _ws = _net.CreateInferenceWorkspace(_steps, _batch);       // records nothing (as no_grad / ORT)
         _x = w.CreateInput();                                     // (T, B, I)
         _y = new float[_steps * _batch * w.Hidden];               // (T, B, H)
         _hN = new float[_batch * w.Hidden];                       // (1, B, H)
@@ -67,8 +67,59 @@ internal sealed class RnnSimdSequence : IRunner
 }
 
 /// <summary>
-/// S1's reference for the check: the K steps as ONE RnnSimd <see cref="RecurrentNetwork.Forward"/> over the input
-/// repeated K times (sequence path, not the step path), so RnnSimd's own S1 runner is checked against something else.
+/// S4 through RnnSimd: N = <see cref="Workload.Batch"/> batch-1 states, one per stream, each stepped once per tick by
+/// one <see cref="MultiStreamStepper"/> tick (stepper) or by N calls of <see cref="RecurrentNetwork.Step"/>. Every
+/// stream has its own input row (so the streams' states differ from the first tick).
+/// </summary>
+internal sealed class RnnSimdServe : IRunner
+{
+    private readonly RecurrentNetwork _net;
+    private readonly RecurrentState[] _streams;
+    private readonly MultiStreamStepper? _stepper;
+    private readonly float[] _x, _y;
+    private readonly int _in, _hidden;
+
+    public RnnSimdServe(Workload w, string cell, bool stepper)
+    {
+        _net = w.CreateNetwork(cell);
+        _streams = Enumerable.Range(0, w.Batch).Select(_ => _net.CreateState(1)).ToArray();
+        _stepper = stepper ? new MultiStreamStepper(_net, w.Batch) : null;
+        _x = w.CreateInput();                                     // (N, I)
+        _y = new float[w.Batch * w.Hidden];                       // (N, H)
+        (_in, _hidden) = (w.Input, w.Hidden);
+    }
+
+    public void Run()
+    {
+        if (_stepper is not null)
+        {
+            _stepper.Step(_streams, _x, _y);
+            return;
+        }
+        for (int n = 0; n < _streams.Length; n++)
+            _net.Step(_streams[n], _x.AsSpan(n * _in, _in), _y.AsSpan(n * _hidden, _hidden));
+    }
+
+    public IReadOnlyList<Quantity> Check()
+    {
+        foreach (var s in _streams) s.Reset();
+        var ys = new float[Protocol.CheckSteps * _y.Length];      // (K, N, H)
+        for (int k = 0; k < Protocol.CheckSteps; k++)
+        {
+            Run();
+            _y.CopyTo(ys, k * _y.Length);
+        }
+        foreach (var s in _streams) s.Reset();
+        return [new("y", ys)];
+    }
+
+    public void Dispose() { }
+}
+
+/// <summary>
+/// S1's and S4's reference for the check: the K steps as ONE RnnSimd <see cref="RecurrentNetwork.Forward"/> over the
+/// input repeated K times, batch 1 (S1) or N (S4) (sequence path, not the step path or the stepper), so RnnSimd's own
+/// runners are checked against something else.
 /// </summary>
 internal sealed class RnnSimdStepReference : IRunner
 {
@@ -81,13 +132,13 @@ internal sealed class RnnSimdStepReference : IRunner
 
     public IReadOnlyList<Quantity> Check()
     {
-        int K = Protocol.CheckSteps, I = _w.Input, H = _w.Hidden;
+        int K = Protocol.CheckSteps, B = _w.Batch, I = _w.Input, H = _w.Hidden;
         var net = _w.CreateNetwork(_cell);
-        var x1 = _w.CreateInput();
-        var x = new float[K * I];                                 // (K, 1, I): the same input every step
-        for (int k = 0; k < K; k++) x1.CopyTo(x, k * I);
-        var y = new float[K * H];                                 // (K, 1, H)
-        net.Forward(x, K, 1, [], [], y, [], [], net.CreateWorkspace(K, 1));
+        var x1 = _w.CreateInput();                                // (B, I)
+        var x = new float[K * B * I];                             // (K, B, I): the same input every step
+        for (int k = 0; k < K; k++) x1.CopyTo(x, k * B * I);
+        var y = new float[K * B * H];                             // (K, B, H)
+        net.Forward(x, K, B, [], [], y, [], [], net.CreateWorkspace(K, B));
         return [new("y", y)];
     }
 

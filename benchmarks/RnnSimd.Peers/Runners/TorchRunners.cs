@@ -124,7 +124,11 @@ internal sealed class TorchStep : IRunner
     public void Dispose() { _h.Dispose(); _c.Dispose(); _x.Dispose(); _module.Dispose(); }
 }
 
-/// <summary>S1 through nn.LSTMCell / GRUCell / RNNCell, B = 1, under no_grad: input (1, I), state (1, H) carried as in <see cref="TorchStep"/>.</summary>
+/// <summary>
+/// S1 through nn.LSTMCell / GRUCell / RNNCell, B = 1, under no_grad: input (1, I), state (1, H) carried as in <see cref="TorchStep"/>.
+/// S4: the same with batch N (input (N, I), state (N, H) tensors carried): the streams live as rows of one batch tensor, so
+/// no gather or scatter is timed (kinder to LibTorch than a per-stream state would be).
+/// </summary>
 internal sealed class TorchCellStep : IRunner
 {
     private readonly nn.Module _module;
@@ -142,8 +146,8 @@ internal sealed class TorchCellStep : IRunner
         Torch.Load(_module, Torch.ParametersOf(net), name => name + "_l0");
         _module.eval();
         (_lstm, _gru, _rnn) = (_module as LSTMCell, _module as GRUCell, _module as RNNCell);
-        _x = tensor(w.CreateInput(), [1, w.Input]);
-        _stateShape = [1, w.Hidden];
+        _x = tensor(w.CreateInput(), [w.Batch, w.Input]);        // S1: (1, I); S4: (N, I), one row per stream
+        _stateShape = [w.Batch, w.Hidden];
         _h = zeros(_stateShape);
         _c = zeros(_stateShape);
     }
