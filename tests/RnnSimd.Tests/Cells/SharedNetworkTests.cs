@@ -111,6 +111,34 @@ public class SharedNetworkTests
         }
     }
 
+    /// <summary>A Linear head shared by threads (as `sample` and servers use it): Forward, and Backward into per-thread arenas.</summary>
+    [Fact]
+    public void Threads_sharing_a_fresh_linear_layer_match_one_thread()
+    {
+        foreach (var set in Sets)
+        {
+            const int Rows = 37, In = 33, Out = 65;
+            float[][] Run(Linear head, int i)
+            {
+                float[] x = Data(400 + i, Rows * In), dy = Data(500 + i, Rows * Out), y = new float[Rows * Out], dx = new float[Rows * In];
+                var g = head.CreateGradients();
+                head.Forward(x, Rows, y);
+                head.Backward(x, dy, Rows, dx, g);
+                return [y, dx, g.Data];
+            }
+            var shared = new Linear(In, Out, 3, set);
+            var results = new float[Threads][][];
+            RunTogether(i => results[i] = Run(shared, i));
+            var alone = new Linear(In, Out, 3, set);
+            for (int i = 0; i < Threads; i++)
+            {
+                var expected = Run(alone, i);
+                for (int k = 0; k < expected.Length; k++) AssertBitwiseEqual($"{set} linear thread {i} quantity {k}", expected[k], results[i][k]);
+            }
+            Assert.Equal("gradients", Assert.Throws<ArgumentException>(() => shared.Backward(new float[In], new float[Out], 1, [], new Arena([("x", [3])]))).ParamName);
+        }
+    }
+
     [Fact]
     public void A_workspace_is_refused_by_another_network_of_the_same_shape_before_any_work()
     {
@@ -179,5 +207,34 @@ public class SharedNetworkTests
             long d1 = deep.CreateInferenceWorkspace(1000, 4).Bytes, d2 = deep.CreateInferenceWorkspace(2000, 4).Bytes;
             Assert.InRange(d2 - d1, 1000 * perStep, 1000 * perStep + 2 * 64);
         }
+    }
+
+    /// <summary>
+    /// The README's workspace figures for the benchmark shapes (LSTM, H = 256, G·H = 1024), from the layouts' formulas
+    /// (every tensor here is a multiple of 16 floats, so there is no padding; lengths: B ints). Inference: a chunk of
+    /// max(B, min(T·B, 128)) rows of G·H, h and c twice, gates and recurrent products (B, G·H), tanh c, m, r·h (B, H).
+    /// Training: input and dinput (T·B, I), dX scratch (T·B, max(I, H)), output and its gradient (T·B, H), Gx and gates
+    /// (T·B, G·H), recurrent scratch (B, G·H), h and c (T·B + B, H), tanh c (T·B, H), five (B, H) backward buffers.
+    /// </summary>
+    [Fact]
+    public void Workspace_bytes_of_the_benchmark_shapes_are_as_documented()
+    {
+        static long Inference(int T, int B, int H, int GH) =>
+            4L * (Math.Max(B, Math.Min(T * B, 128)) * GH + 4L * B * H + 2L * B * GH + 3L * B * H) + 4L * B;
+        static long Training(int T, int B, int I, int H, int GH)
+        {
+            long tb = (long)T * B;
+            return 4L * (2 * tb * I + tb * Math.Max(I, H) + 2 * tb * H + 2 * tb * GH + (long)B * GH + 2 * (tb + B) * H + tb * H + 5L * B * H) + 4L * B;
+        }
+        var s2 = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 64, 256), 1);
+        var s3 = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 65, 256), 1);
+        Assert.Equal(539_652, Inference(128, 1, 256, 1024));
+        Assert.Equal(1_911_812, Training(128, 1, 64, 256, 1024));
+        Assert.Equal(1_015_936, Inference(64, 32, 256, 1024));
+        Assert.Equal(30_785_664, Training(64, 32, 65, 256, 1024));
+        Assert.Equal(Inference(128, 1, 256, 1024), s2.CreateInferenceWorkspace(128, 1).Bytes);
+        Assert.Equal(Training(128, 1, 64, 256, 1024), s2.CreateWorkspace(128, 1).Bytes);
+        Assert.Equal(Inference(64, 32, 256, 1024), s3.CreateInferenceWorkspace(64, 32).Bytes);
+        Assert.Equal(Training(64, 32, 65, 256, 1024), s3.CreateWorkspace(64, 32).Bytes);
     }
 }
