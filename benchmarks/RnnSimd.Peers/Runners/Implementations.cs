@@ -33,7 +33,7 @@ internal static class Implementations
             (OnnxRuntime, { IsServe: true }) => new OrtServe(w, cell, threads),
             (RnnSimd, { IsStep: true }) => new RnnSimdStep(w, cell),
             (RnnSimd, { Training: false }) => new RnnSimdSequence(w, cell),
-            (RnnSimd, { Training: true }) => new RnnSimdTrain(w, cell),
+            (RnnSimd, { Training: true }) => new RnnSimdTrain(w, cell, threads),
             (LibTorch, { IsStep: true }) => new TorchStep(w, cell),
             (LibTorch, { Training: false }) => new TorchSequence(w, cell),
             (LibTorch, { Training: true }) => new TorchTrain(w, cell),

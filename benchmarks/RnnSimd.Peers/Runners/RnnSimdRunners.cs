@@ -147,7 +147,7 @@ internal sealed class RnnSimdStepReference : IRunner
 
 /// <summary>
 /// T1, T2 through RnnSimd: the main project's <see cref="CharLmTrainStep"/> (Linear head, mean softmax cross-entropy,
-/// full BPTT, Adam) from the workload's initial weights and data.
+/// full BPTT, Adam) from the workload's initial weights and data; at 2 threads in its data-parallel scheme.
 /// </summary>
 internal sealed class RnnSimdTrain : IRunner
 {
@@ -155,24 +155,30 @@ internal sealed class RnnSimdTrain : IRunner
     private readonly string _cell;
     private readonly CharLmTrainStep _step;
 
-    public RnnSimdTrain(Workload w, string cell)
+    private readonly bool _dataParallel;
+
+    /// <summary>At 2 threads, the data-parallel scheme (two shards, one per thread; faster than splitting each GEMM on 4 of 6
+    /// T1/T2 cases here: perf-results/&lt;cpu&gt;/*TrainingSchemeBenchmarks*).</summary>
+    public RnnSimdTrain(Workload w, string cell, int threads)
     {
-        (_w, _cell) = (w, cell);
-        _step = Create(w, cell);
+        (_w, _cell, _dataParallel) = (w, cell, threads >= 2);
+        _step = Create(w, cell, _dataParallel);
     }
 
-    private static CharLmTrainStep Create(Workload w, string cell)
+    private static CharLmTrainStep Create(Workload w, string cell, bool dataParallel)
     {
         var init = new CharLmInit(w, cell);
         int[] targets = init.Data.Targets.Select(t => (int)t).ToArray();
-        return new CharLmTrainStep(init.Net, init.HeadWeight, init.HeadBias, (init.Data.OneHot, targets), w.Steps, w.Batch);
+        var step = new CharLmTrainStep(init.Net, init.HeadWeight, init.HeadBias, (init.Data.OneHot, targets), w.Steps, w.Batch);
+        if (dataParallel) step.UseDataParallel();
+        return step;
     }
 
     public void Run() => _step.Step();
 
     public IReadOnlyList<Quantity> Check()
     {
-        var fresh = Create(_w, _cell);
+        var fresh = Create(_w, _cell, _dataParallel);
         var net = fresh.Network;
         var head = fresh.Head;
         double loss = fresh.Step(); // gradients stay in the arenas after the update

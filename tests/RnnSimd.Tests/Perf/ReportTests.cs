@@ -131,8 +131,9 @@ public class ReportTests
 
             string md = File.ReadAllText(Path.Combine(dir, "performance.md"));
             Assert.Contains("| lstm | 1 | **11.3 µs**<br>0 B | 47.5 µs<br>RnnSimd 4.20x faster<br>1.20 KB | – | – |", md);
-            Assert.Contains("| gru | 1,000 | 8.00 µs | 9.00 µs | 20.0 µs | 50.0 µs | 8.10 µs | 0 | 0 B |", md);
-            Assert.Contains("| lstm | – | – | – | – | – | – | – | – |", md);                 // latency of a cell not measured
+            Assert.Contains("| gru | 1 | 1,000 | 8.00 µs | 9.00 µs | 20.0 µs | 50.0 µs | 8.10 µs | 0 | 0 B |", md); // no "threads": 1
+            Assert.Contains("| gru | 2 | – | – | – | – | – | – | – | – |", md);            // the 2-thread row not measured
+            Assert.Contains("| lstm | 1 | – | – | – | – | – | – | – | – |", md);           // latency of a cell not measured
             Assert.Contains("## T2 train-step-large", md);                                   // a workload not measured
             Assert.True(new FileInfo(Path.Combine(dir, "performance.png")).Length > 1000);
 
