@@ -110,7 +110,7 @@ public sealed unsafe class CharLmTrainStep
             }
             _shards[k] = sh;
         }
-        if (!_self.IsAllocated) _self = GCHandle.Alloc(this);
+        if (!_self.IsAllocated) _self = GCHandle.Alloc(this, GCHandleType.Weak);
     }
 
     private static void RunShard(void* self, int part, int parts) =>
@@ -145,6 +145,11 @@ public sealed unsafe class CharLmTrainStep
         _net.ParametersChanged();
         _head.ParametersChanged();
         return (_shards[0].Loss + _shards[1].Loss) / 2;
+    }
+
+    ~CharLmTrainStep()
+    {
+        if (_self.IsAllocated) _self.Free();
     }
 
     public RecurrentNetwork Network => _net;

@@ -47,8 +47,13 @@ internal static partial class Commands
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint file (written every --every steps and at the end)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from --checkpoint." };
         var every = new Option<int>("--every") { DefaultValueFactory = _ => 200, Description = "Validate and checkpoint every N steps." };
+        var shards = new Option<int>("--shards")
+        {
+            DefaultValueFactory = _ => 1,
+            Description = "Data-parallel shards of each batch (each on its own thread when RNNSIMD_THREADS allows; results depend on shards, not threads).",
+        };
         var train = new Command("train", "Train on a task with progress, periodic validation and checkpoints.")
-            { task, text, cell, hidden, layers, tSeq, batch, optimizer, lr, clip, schedule, warmup, nSteps, seed, checkpoint, resume, every };
+            { task, text, cell, hidden, layers, tSeq, batch, optimizer, lr, clip, schedule, warmup, nSteps, seed, checkpoint, resume, every, shards };
         train.SetAction(pr =>
         {
             var kind = TrainingConfig.ParseTask(pr.GetValue(task)!);
@@ -71,7 +76,7 @@ internal static partial class Commands
             {
                 var config = new TrainingConfig(kind, RecurrentOptions.ParseCell(pr.GetValue(cell)!), pr.GetValue(hidden), pr.GetValue(layers),
                     pr.GetValue(tSeq), pr.GetValue(batch), pr.GetValue(optimizer)!, pr.GetValue(lr), pr.GetValue(clip), false,
-                    pr.GetValue(schedule)!, pr.GetValue(warmup), pr.GetValue(nSteps), pr.GetValue(seed));
+                    pr.GetValue(schedule)!, pr.GetValue(warmup), pr.GetValue(nSteps), pr.GetValue(seed), Shards: pr.GetValue(shards));
                 trainer = new Trainer(config, corpus);
             }
             return TrainLoop(trainer, pr.GetValue(nSteps), pr.GetValue(every), ckpt, o, e);
@@ -93,7 +98,8 @@ internal static partial class Commands
     {
         var c = trainer.Config;
         string metric = c.Task == TaskKind.Adding ? "MSE" : c.Task == TaskKind.Copy ? "CE/step" : "nats/char";
-        o.WriteLine($"{c.TaskName}: {c.Cell} hidden {c.Hidden} x{c.Layers}, T {c.SeqLen}, batch {c.Batch}, {c.Optimizer} lr {c.LearningRate.ToString(CultureInfo.InvariantCulture)}, kernels {trainer.Network.Kernels.Name}");
+        o.WriteLine($"{c.TaskName}: {c.Cell} hidden {c.Hidden} x{c.Layers}, T {c.SeqLen}, batch {c.Batch}, {c.Optimizer} lr {c.LearningRate.ToString(CultureInfo.InvariantCulture)}, kernels {trainer.Network.Kernels.Name}"
+            + (c.Shards > 1 ? $", {c.Shards} shards on up to {RnnSimd.Kernels.Parallelism.MaxThreads} threads" : ""));
         if (c.Task == TaskKind.Adding) o.WriteLine($"baseline MSE {AddingProblem.BaselineMse:F4}");
         if (c.Task == TaskKind.Copy) o.WriteLine($"baseline CE/step {new CopyMemory(c.SeqLen).BaselineCrossEntropy:F4}");
         var sw = System.Diagnostics.Stopwatch.StartNew();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using RnnSimd.IO;
 using RnnSimd.Kernels;
 using RnnSimd.Layers;
@@ -23,8 +24,11 @@ public sealed class TrainingDivergedException(string message) : Exception(messag
 /// from chunk to chunk (stateful truncated BPTT, as char-rnn), the streams' offsets shuffled at every epoch.
 /// With a fixed seed and kernel set the loss trajectory is bitwise reproducible, and a run resumed from a checkpoint
 /// continues exactly as the uninterrupted run. A step allocates nothing after warm-up.
+/// With <see cref="TrainingConfig.Shards"/> &gt; 1 each step is data-parallel: the batch's shards run forward, loss and
+/// backward on their own threads (up to <see cref="Parallelism.MaxThreads"/>) with their own workspaces and gradient
+/// arenas, summed in shard order; the result does not depend on the thread count.
 /// </summary>
-public sealed class Trainer
+public sealed unsafe class Trainer
 {
     private readonly ParameterGroup[] _groups;
     private readonly ILearningRateSchedule _schedule;
@@ -39,6 +43,18 @@ public sealed class Trainer
     private readonly int[] _targets;
     private readonly int[] _cursors;
     private readonly float[] _rowMask;
+    private readonly Shard[] _shards = [];      // data-parallel shards (Config.Shards > 1)
+    private GCHandle _self;
+
+    /// <summary>One shard's rows of the batch and everything its forward and backward write.</summary>
+    private sealed class Shard
+    {
+        public required SequenceWorkspace Workspace;
+        public required Arena RnnGradients, HeadGradients;
+        public required float[] X, Y, Dy, Last, DLast, Pred, DPred, TargetF, H, C;
+        public required int[] Targets;
+        public double Loss;
+    }
 
     /// <summary>Creates a trainer; <paramref name="corpus"/> is required for the character LM.</summary>
     /// <exception cref="ArgumentException">Invalid config, or no corpus for the character LM.</exception>
@@ -90,6 +106,27 @@ public sealed class Trainer
         _c = new float[config.Cell == CellType.Lstm ? config.Layers * B * config.Hidden : 0];
         _cursors = new int[B];
         if (_corpus is not null) ShuffleStreams();
+        if (config.Shards > 1)
+        {
+            int bs = B / config.Shards, srows = _steps * bs;
+            _shards = new Shard[config.Shards];
+            for (int k = 0; k < _shards.Length; k++)
+                _shards[k] = new Shard
+                {
+                    Workspace = Network.CreateWorkspace(_steps, bs), RnnGradients = Network.CreateGradients(), HeadGradients = Head.CreateGradients(),
+                    X = new float[srows * _inputSize], Y = new float[srows * _hout], Dy = new float[srows * _hout], Last = new float[bs * _hout],
+                    DLast = new float[bs * _hout], Pred = new float[(config.Task == TaskKind.Adding ? bs : srows) * _outputs],
+                    DPred = new float[(config.Task == TaskKind.Adding ? bs : srows) * _outputs], TargetF = new float[bs],
+                    H = new float[config.Layers * bs * _hout], C = new float[_c.Length / config.Shards], Targets = new int[srows],
+                };
+            _self = GCHandle.Alloc(this, GCHandleType.Weak);
+        }
+    }
+
+    /// <summary>Frees the handle the parallel shards use to find this trainer.</summary>
+    ~Trainer()
+    {
+        if (_self.IsAllocated) _self.Free();
     }
 
     /// <summary>The run's definition.</summary>
@@ -161,6 +198,7 @@ public sealed class Trainer
     /// </summary>
     private double ForwardBackward(Xoshiro rng, bool training, Span<float> dHidden)
     {
+        if (training && dHidden.IsEmpty && _shards.Length > 1) return ForwardBackwardSharded(rng);
         var k = Network.Kernels;
         int B = Config.Batch, T = _steps, H = _hout, rows = T * B;
         switch (Config.Task)
@@ -202,6 +240,100 @@ public sealed class Trainer
                 return loss;
             }
         }
+    }
+
+    /// <summary>Draws the batch as the single pass does, then runs the shards (in parallel when threads allow) and sums their gradients in shard order.</summary>
+    private double ForwardBackwardSharded(Xoshiro rng)
+    {
+        switch (Config.Task)
+        {
+            case TaskKind.Adding: _adding!.Sample(rng, Config.Batch, _x, _targetF); break;
+            case TaskKind.Copy: _copy!.Sample(rng, Config.Batch, _x, _targets); break;
+            default: NextChunk(_corpus!.Train, rng); break;
+        }
+        int threads = Math.Min(_shards.Length, Parallelism.MaxThreads);
+        if (threads < 2 || !Parallelism.TryRun(&RunShards, (void*)GCHandle.ToIntPtr(_self), threads))
+            for (int s = 0; s < _shards.Length; s++) RunShard(s);
+        double loss = 0;
+        foreach (var sh in _shards)                     // fixed order: shard 0, 1, ...
+        {
+            Network.Gradients.Add(sh.RnnGradients);
+            Head.Gradients.Add(sh.HeadGradients);
+            loss += sh.Loss;
+        }
+        return loss / _shards.Length;                   // equal shards: the mean over the batch
+    }
+
+    private static void RunShards(void* self, int part, int parts)
+    {
+        var trainer = (Trainer)GCHandle.FromIntPtr((IntPtr)self).Target!;
+        for (int s = part; s < trainer._shards.Length; s += parts) trainer.RunShard(s);
+    }
+
+    /// <summary>
+    /// Shard s: rows b in [s*Bs, (s+1)*Bs) of every step (and of the carried state), forward, the loss as a mean over the
+    /// shard with its gradient divided by the shard count (so the sum over shards is the gradient of the batch mean),
+    /// backward into the shard's arenas. Nested GEMMs run on the shard's thread.
+    /// </summary>
+    private void RunShard(int s)
+    {
+        var sh = _shards[s];
+        var k = Network.Kernels;
+        int B = Config.Batch, S = _shards.Length, bs = B / S, T = _steps, H = _hout, V = _inputSize, L = Config.Layers, rows = T * bs;
+        float scale = 1f / S;
+        sh.RnnGradients.Clear();
+        sh.HeadGradients.Clear();
+        for (int t = 0; t < T; t++)
+        {
+            _x.AsSpan((t * B + s * bs) * V, bs * V).CopyTo(sh.X.AsSpan(t * bs * V));
+            _targets.AsSpan(t * B + s * bs, bs).CopyTo(sh.Targets.AsSpan(t * bs));
+        }
+        switch (Config.Task)
+        {
+            case TaskKind.Adding:
+            {
+                _targetF.AsSpan(s * bs, bs).CopyTo(sh.TargetF);
+                Network.Forward(sh.X, T, bs, [], [], sh.Y, [], [], sh.Workspace);
+                sh.Y.AsSpan((T - 1) * bs * H, bs * H).CopyTo(sh.Last);
+                Head.Forward(sh.Last, bs, sh.Pred);
+                sh.Loss = Losses.MeanSquaredError(k, sh.Pred, sh.TargetF, bs, 1, _rowMask, sh.DPred, mean: true);
+                foreach (ref float d in sh.DPred.AsSpan()) d *= scale;
+                Head.Backward(sh.Last, sh.DPred, bs, sh.DLast, sh.HeadGradients);
+                Array.Clear(sh.Dy, 0, (T - 1) * bs * H);
+                sh.DLast.CopyTo(sh.Dy.AsSpan((T - 1) * bs * H));
+                break;
+            }
+            case TaskKind.Copy:
+            {
+                Network.Forward(sh.X, T, bs, [], [], sh.Y, [], [], sh.Workspace);
+                Head.Forward(sh.Y, rows, sh.Pred);
+                sh.Loss = Losses.SoftmaxCrossEntropy(k, sh.Pred, sh.Targets, _outputs, _rowMask, sh.DPred, mean: true);
+                foreach (ref float d in sh.DPred.AsSpan()) d *= scale;
+                Head.Backward(sh.Y, sh.DPred, rows, sh.Dy, sh.HeadGradients);
+                break;
+            }
+            default:
+            {
+                int hc = Config.Hidden, cs = sh.C.Length > 0 ? bs * hc : 0;
+                for (int l = 0; l < L; l++)   // the carried state of this shard's streams: (L, Bs, H) out of (L, B, H)
+                {
+                    _h.AsSpan((l * B + s * bs) * H, bs * H).CopyTo(sh.H.AsSpan(l * bs * H));
+                    if (cs > 0) _c.AsSpan((l * B + s * bs) * hc, cs).CopyTo(sh.C.AsSpan(l * cs));
+                }
+                Network.Forward(sh.X, T, bs, sh.H, sh.C, sh.Y, sh.H, sh.C, sh.Workspace);
+                for (int l = 0; l < L; l++)
+                {
+                    sh.H.AsSpan(l * bs * H, bs * H).CopyTo(_h.AsSpan((l * B + s * bs) * H));
+                    if (cs > 0) sh.C.AsSpan(l * cs, cs).CopyTo(_c.AsSpan((l * B + s * bs) * hc));
+                }
+                Head.Forward(sh.Y, rows, sh.Pred);
+                sh.Loss = Losses.SoftmaxCrossEntropy(k, sh.Pred, sh.Targets, _outputs, _rowMask, sh.DPred, mean: true);
+                foreach (ref float d in sh.DPred.AsSpan()) d *= scale;
+                Head.Backward(sh.Y, sh.DPred, rows, sh.Dy, sh.HeadGradients);
+                break;
+            }
+        }
+        Network.Backward(sh.Workspace, sh.Dy, [], [], [], [], [], default, sh.RnnGradients);
     }
 
     /// <summary>Fills the one-hot input and next-character targets of every stream's next chunk; wraps and reshuffles at the end.</summary>

@@ -33,6 +33,12 @@ public enum TaskKind
 /// <param name="Seed">Seeds the initialisation and the data.</param>
 /// <param name="Momentum">SGD / RMSprop momentum.</param>
 /// <param name="WeightDecay">Weight decay (L2 for SGD/Adam/RMSprop/Adagrad, decoupled for AdamW).</param>
+/// <param name="Shards">
+/// Data-parallel shards: each step's batch is split into this many equal parts, each running forward, loss and
+/// backward into its own gradient arena (on its own thread when <see cref="Kernels.Parallelism.MaxThreads"/> allows),
+/// summed in a fixed order. Part of the run's definition: the results depend on the shard count, never on the thread
+/// count (1 shard: today's single pass, whose large GEMMs split across threads instead).
+/// </param>
 public sealed record TrainingConfig(
     TaskKind Task = TaskKind.Adding,
     CellType Cell = CellType.Lstm,
@@ -49,7 +55,8 @@ public sealed record TrainingConfig(
     int TotalSteps = 1000,
     ulong Seed = 1,
     float Momentum = 0f,
-    float WeightDecay = 0f)
+    float WeightDecay = 0f,
+    int Shards = 1)
 {
     /// <summary>The task's name on the command line and in files: adding, copy, charlm.</summary>
     public string TaskName => Task switch { TaskKind.Adding => "adding", TaskKind.Copy => "copy", _ => "charlm" };
@@ -72,6 +79,8 @@ public sealed record TrainingConfig(
         if (Layers <= 0) throw new ArgumentException($"layers must be positive, got {Layers}.", nameof(Layers));
         if (SeqLen < 2) throw new ArgumentException($"seq-len must be at least 2, got {SeqLen}.", nameof(SeqLen));
         if (Batch <= 0) throw new ArgumentException($"batch must be positive, got {Batch}.", nameof(Batch));
+        if (Shards < 1 || Shards > Batch || Batch % Shards != 0)
+            throw new ArgumentException($"shards must divide the batch ({Batch}) into equal parts, got {Shards}.", nameof(Shards));
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"lr must be positive, got {LearningRate}.", nameof(LearningRate));
         if (!(Clip >= 0) || !float.IsFinite(Clip)) throw new ArgumentException($"clip must be non-negative, got {Clip}.", nameof(Clip));
         if (TotalSteps <= 0) throw new ArgumentException($"steps must be positive, got {TotalSteps}.", nameof(TotalSteps));
@@ -104,6 +113,7 @@ public sealed record TrainingConfig(
         ["seed"] = Seed.ToString(CultureInfo.InvariantCulture),
         ["momentum"] = S(Momentum),
         ["weight_decay"] = S(WeightDecay),
+        ["shards"] = S(Shards),
     };
 
     /// <summary>Reads a config written by <see cref="ToMetadata"/>.</summary>
@@ -118,7 +128,7 @@ public sealed record TrainingConfig(
             var c = new TrainingConfig(ParseTask(Get("task")), RecurrentOptions.ParseCell(Get("cell")), I("hidden"), I("layers"), I("seq_len"),
                 I("batch"), Get("optimizer"), F("lr"), F("clip"), Get("clip_by_value") == "true", Get("schedule"), I("warmup_steps"),
                 I("total_steps"), ulong.TryParse(Get("seed"), CultureInfo.InvariantCulture, out ulong s) ? s : throw new InvalidDataException("checkpoint metadata 'seed' is not an integer."),
-                F("momentum"), F("weight_decay"));
+                F("momentum"), F("weight_decay"), m.ContainsKey("shards") ? I("shards") : 1); // checkpoints before shards: 1
             c.Validate();
             return c;
         }
