@@ -13,7 +13,8 @@ namespace RnnSimd.Tests.Kernels;
 [CollectionDefinition(nameof(ParallelismTests), DisableParallelization = true)]
 public class ParallelismTests
 {
-    private static T WithThreads<T>(int threads, Func<T> f)
+    /// <summary>Runs <paramref name=/> with Parallelism.MaxThreads = threads, restoring the previous value (tests in this collection).</summary>
+    internal static T WithThreads<T>(int threads, Func<T> f)
     {
         int saved = Parallelism.MaxThreads;
         Parallelism.MaxThreads = threads;

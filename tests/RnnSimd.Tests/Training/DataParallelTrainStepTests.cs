@@ -18,10 +18,8 @@ public class DataParallelTrainStepTests
     [InlineData("rnn_tanh")]
     public void Data_parallel_step_matches_the_default_step_and_is_deterministic(string cell)
     {
-        int before = Parallelism.MaxThreads;
-        try
+        RnnSimd.Tests.Kernels.ParallelismTests.WithThreads(2, () =>
         {
-            Parallelism.MaxThreads = 2;
             var type = RecurrentOptions.ParseCell(cell);
             CharLmTrainStep Make(bool data)
             {
@@ -50,10 +48,7 @@ public class DataParallelTrainStepTests
                 norm += e * e;
             }
             Assert.True(Math.Sqrt(diff / norm) < 1e-4, $"{cell}: parameters normwise {Math.Sqrt(diff / norm):E3}");
-        }
-        finally
-        {
-            Parallelism.MaxThreads = before;
-        }
+            return 0;
+        });
     }
 }

@@ -1,4 +1,5 @@
 using RnnSimd.Kernels;
+using static RnnSimd.Tests.Kernels.ParallelismTests;
 using RnnSimd.Layers;
 using RnnSimd.Training;
 using static RnnSimd.Tests.Kernels.TestSupport;
@@ -30,14 +31,6 @@ public class ShardedTrainerTests : IDisposable
         Batch: 4, LearningRate: 5e-3f, Clip: 1f, TotalSteps: 10_000, Seed: 7, Shards: shards);
 
     private static CharCorpus? CorpusFor(string task) => task == "charlm" ? new CharCorpus(Text) : null;
-
-    private static T WithThreads<T>(int threads, Func<T> f)
-    {
-        int saved = Parallelism.MaxThreads;
-        Parallelism.MaxThreads = threads;
-        try { return f(); }
-        finally { Parallelism.MaxThreads = saved; }
-    }
 
     [Theory, MemberData(nameof(Configs))]
     public void The_trajectory_depends_on_the_shards_not_on_the_threads(string task, string cell)
