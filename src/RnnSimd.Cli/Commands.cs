@@ -15,6 +15,12 @@ internal static partial class Commands
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = Build(output, error);
+        if (args.Length > 0 && !args[0].StartsWith('-') && root.Subcommands.All(c => c.Name != args[0]))
+        {
+            string name = args[0].Length > 40 ? args[0][..40] + "…" : args[0];
+            error.WriteLine($"rnnsimd: unknown command '{name.ReplaceLineEndings(" ")}'; commands: {string.Join(", ", root.Subcommands.Select(c => c.Name))} (see rnnsimd --help)");
+            return 2;
+        }
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

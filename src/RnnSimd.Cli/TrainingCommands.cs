@@ -46,7 +46,11 @@ internal static partial class Commands
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL, Description = "Seed." };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint file (written every --every steps and at the end)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from --checkpoint." };
-        var every = new Option<int>("--every") { DefaultValueFactory = _ => 200, Description = "Validate and checkpoint every N steps." };
+        var every = new Option<int>("--every") { DefaultValueFactory = _ => 200, Description = "Validate and checkpoint every N steps (at least 1)." };
+        every.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1) r.AddError($"--every must be at least 1, got {r.GetValueOrDefault<int>()}.");
+        });
         var shards = new Option<int>("--shards")
         {
             DefaultValueFactory = _ => 1,
@@ -65,6 +69,7 @@ internal static partial class Commands
                 corpus = CharCorpus.FromFile(textPath);
             }
             string? ckpt = pr.GetValue(checkpoint);
+            if (ckpt is not null && !pr.GetValue(resume)) CheckWritable(ckpt);
             Trainer trainer;
             if (pr.GetValue(resume))
             {
@@ -92,6 +97,27 @@ internal static partial class Commands
         var sample = new Command("sample", "Sample text from a character-LM checkpoint.") { sCkpt, prime, length, temperature, sSeed };
         sample.SetAction(pr => Sampler.Run(pr.GetValue(sCkpt)!, pr.GetValue(prime)!, pr.GetValue(length), pr.GetValue(temperature), pr.GetValue(sSeed), o));
         root.Subcommands.Add(sample);
+    }
+
+    /// <summary>
+    /// Fails before any training when the checkpoint could not be written: its directory must exist and take a new
+    /// file (one is created and deleted), so the error names the path now, not after --every steps.
+    /// </summary>
+    private static void CheckWritable(string checkpoint)
+    {
+        string full = Path.GetFullPath(checkpoint);
+        string dir = Path.GetDirectoryName(full) ?? ".";
+        if (!Directory.Exists(dir)) throw new IOException($"cannot write the checkpoint {checkpoint}: directory {dir} does not exist.");
+        if (Directory.Exists(full)) throw new IOException($"cannot write the checkpoint {checkpoint}: it is a directory.");
+        try
+        {
+            using var probe = new FileStream(Path.Combine(dir, $".rnnsimd-write-check-{Environment.ProcessId}"), FileMode.CreateNew,
+                FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new IOException($"cannot write the checkpoint {checkpoint}: directory {dir} does not take new files ({e.Message.ReplaceLineEndings(" ")}).");
+        }
     }
 
     private static int TrainLoop(Trainer trainer, int steps, int every, string? checkpoint, TextWriter o, TextWriter e)
@@ -142,14 +168,18 @@ internal static class Sampler
         var file = RnnSimd.IO.SafeTensorsFile.Read(checkpoint);
         if (!file.Metadata.TryGetValue("task", out var task) || task != "charlm" || !file.Metadata.TryGetValue("vocabulary", out var vocabText))
             throw new InvalidDataException($"{checkpoint} is not a character-LM checkpoint.");
-        var config = TrainingConfig.FromMetadata(file.Metadata);
-        int[] vocab = vocabText.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var config = CheckpointMetadata.Config(checkpoint, file.Metadata);
+        CheckpointMetadata.CheckNetworkTensors(checkpoint, config, file.Tensors);
+        int[] vocab = CheckpointMetadata.Vocabulary(checkpoint, file.Metadata);
         int V = vocab.Length;
         var net = new RecurrentNetwork(new RecurrentOptions(config.Cell, V, config.Hidden, config.Layers));
         RnnSimd.IO.StateDict.Load(net, file, "rnn.");
         var head = new Linear(net.Options.OutputHidden, V);
         foreach (var en in head.Parameters.Entries) file.ReadFloats("head." + en.Name, head.Parameters.View(en));
         head.ParametersChanged();
+        var groups = new[] { new ParameterGroup("rnn.", net.Parameters, net.Gradients), new ParameterGroup("head.", head.Parameters, head.Gradients) };
+        if (NonFiniteCheck.FindParameter(groups) is { } bad)
+            throw new InvalidDataException($"{checkpoint}: parameter {bad.Name} [{bad.Index}] is {bad.Value.ToString(CultureInfo.InvariantCulture)}; a model with non-finite weights cannot be sampled.");
         var index = vocab.Select((v, i) => (v, i)).ToDictionary(p => p.v, p => p.i);
         var state = net.CreateState(1);
         float[] x = new float[V], h = new float[net.Options.OutputHidden], logits = new float[V];

@@ -484,13 +484,20 @@ public sealed unsafe class Trainer
         var m = file.Metadata;
         if (!m.TryGetValue("format", out var format) || format != "rnnsimd-checkpoint-1")
             throw new InvalidDataException($"{path} is not an rnnsimd checkpoint (metadata 'format' is missing or unknown).");
-        var config = TrainingConfig.FromMetadata(m);
+        var config = CheckpointMetadata.Config(path, m);
+        CheckpointMetadata.CheckNetworkTensors(path, config, file.Tensors);
+        // Every metadata value is read and checked before the trainer (and its buffers) exist.
+        int step = CheckpointMetadata.NonNegativeInt(path, m, "step");
+        int optimizerStep = CheckpointMetadata.NonNegativeInt(path, m, "optimizer_step");
+        ulong[] rng = CheckpointMetadata.RngState(path, m);
+        int[]? cursors = null;
         if (config.Task == TaskKind.CharLm)
         {
-            if (corpus is null) throw new InvalidDataException("resuming a character LM needs its text.");
-            string vocab = string.Join(",", corpus.Vocabulary.Select(v => v.ToString(CultureInfo.InvariantCulture)));
-            if (!m.TryGetValue("vocabulary", out var saved) || saved != vocab)
-                throw new InvalidDataException("the text's vocabulary differs from the checkpoint's.");
+            if (corpus is null) throw new InvalidDataException($"{path}: resuming a character LM needs its text.");
+            int[] saved = CheckpointMetadata.Vocabulary(path, m);
+            if (!saved.AsSpan().SequenceEqual(corpus.Vocabulary))
+                throw new InvalidDataException($"{path}: the text's vocabulary ({corpus.Vocabulary.Length} characters) differs from the checkpoint's ({saved.Length}).");
+            cursors = CheckpointMetadata.Cursors(path, m, config.Batch, corpus.Train.Length);
         }
         var trainer = new Trainer(config, corpus, kernels);
         StateDict.Load(trainer.Network, file, "rnn.");
@@ -498,14 +505,11 @@ public sealed unsafe class Trainer
         trainer.Head.ParametersChanged();
         foreach (var (name, arena) in trainer.Optimizer.StateArenas)
             foreach (var e in arena.Entries) ReadInto(file, "optim." + name + e.Name, arena.View(e), e);
-        trainer.Optimizer.StepCount = Int(m, "optimizer_step");
-        trainer.StepCount = Int(m, "step");
-        var rng = Get(m, "rng").Split(',').Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray();
+        trainer.Optimizer.StepCount = optimizerStep;
+        trainer.StepCount = step;
         trainer._rng.SetState(rng);
-        if (config.Task == TaskKind.CharLm)
+        if (cursors is not null)
         {
-            var cursors = Get(m, "cursors").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-            if (cursors.Length != trainer._cursors.Length) throw new InvalidDataException("checkpoint cursors do not match the batch.");
             cursors.CopyTo(trainer._cursors);
             file.ReadFloats("train.h", trainer._h);
             if (trainer._c.Length > 0) file.ReadFloats("train.c", trainer._c);
@@ -519,10 +523,4 @@ public sealed unsafe class Trainer
         if (t.ElementCount != dst.Length) throw new InvalidDataException($"checkpoint '{name}' has {t.ElementCount} values, expected {e.ShapeText}.");
         file.ReadFloats(name, dst);
     }
-
-    private static string Get(IReadOnlyDictionary<string, string> m, string k) =>
-        m.TryGetValue(k, out var v) ? v : throw new InvalidDataException($"checkpoint metadata lacks '{k}'.");
-
-    private static int Int(IReadOnlyDictionary<string, string> m, string k) =>
-        int.TryParse(Get(m, k), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new InvalidDataException($"checkpoint metadata '{k}' is not an integer.");
 }
