@@ -40,13 +40,15 @@ internal static class GradCommand
     public static List<(string Name, int[] Shape, float[] Data)> Compute(SafeTensorsFile file, Kernels.KernelSet? kernels = null)
     {
         var o = StateDict.ReadOptions(file.Metadata);
+        StateDict.CheckHolds(file, o);
         var net = new RecurrentNetwork(o, 0, kernels);
         StateDict.Load(net, file);
         int L = o.NumLayers, D = o.Directions, H = o.HiddenSize, Hout = o.OutputHidden;
         var input = file.TryGetTensor("input", out var it) ? it : throw new InvalidDataException("the case has no 'input' tensor (T, B, I).");
-        if (input.Shape.Count != 3 || input.Shape[2] != o.InputSize)
-            throw new InvalidDataException($"'input' has shape {input.ShapeString}, expected (T, B, {o.InputSize}).");
-        int T = checked((int)input.Shape[0]), B = checked((int)input.Shape[1]);
+        if (input.Shape.Count != 3 || input.Shape[2] != o.InputSize || input.Shape[0] is < 1 or > int.MaxValue || input.Shape[1] is < 1 or > int.MaxValue
+            || (decimal)input.Shape[0] * input.Shape[1] * Math.Max(o.InputSize, o.Directions * o.OutputHidden) > int.MaxValue)
+            throw new InvalidDataException($"'input' has shape {input.ShapeString}, expected (T, B, {o.InputSize}) with T >= 1, B >= 1 and T*B*max(I, D*Hout) below 2^31.");
+        int T = (int)input.Shape[0], B = (int)input.Shape[1];
         float[] Need(string name, params int[] shape)
         {
             if (!file.TryGetTensor(name, out var t)) throw new InvalidDataException($"the case has no '{name}' tensor, expected shape ({string.Join(", ", shape)}).");

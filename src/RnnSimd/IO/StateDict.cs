@@ -34,9 +34,46 @@ public static class StateDict
         }
         if (problems.Count > 0)
             throw new InvalidDataException(
-                $"the file does not hold a {network.Options.CellName} state_dict of this shape: {string.Join("; ", problems)}.");
+                $"the file does not hold a {network.Options.CellName} state_dict of this shape: {string.Join("; ", problems.Take(5))}"
+                + (problems.Count > 5 ? $"; and {problems.Count - 5} more problems." : "."));
         foreach (var e in network.Parameters.Entries) file.ReadFloats(prefix + e.Name, network.Parameters.View(e));
         network.ParametersChanged();
+    }
+
+    /// <summary>
+    /// Checks, before any network is built, that <paramref name="file"/> can hold the parameters of a network of
+    /// <paramref name="options"/> (names prefixed by <paramref name="prefix"/>): as many weight and bias tensors as the
+    /// options need, and as many floats in them. Cost O(tensors in the file), whatever the options say, so metadata
+    /// that describes a huge network (num_layers = 1000000) fails here instead of allocating it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file holds fewer or more parameter tensors or floats than the options need.</exception>
+    public static void CheckHolds(SafeTensorsFile file, RecurrentOptions options, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(options);
+        var o = options;
+        long units = (long)o.NumLayers * o.Directions;
+        long perUnit = 2 + (o.Bias ? 2 : 0) + (o.ProjSize > 0 ? 1 : 0);
+        long gh = (long)o.GateCount * o.HiddenSize, hout = o.OutputHidden;
+        decimal floats = 0;
+        for (int l = 0; l < Math.Min(o.NumLayers, 2); l++) // layers >= 1 all have the same size as layer 1
+        {
+            decimal layer = o.Directions * ((decimal)gh * o.LayerInput(l) + (decimal)gh * hout + (o.Bias ? 2m * gh : 0) + (decimal)o.ProjSize * o.HiddenSize);
+            floats += l == 0 ? layer : layer * (o.NumLayers - 1);
+        }
+        long count = 0, held = 0;
+        foreach (var t in file.Tensors)
+        {
+            if (!t.Name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            var rest = t.Name.AsSpan(prefix.Length);
+            if (!rest.StartsWith("weight_") && !rest.StartsWith("bias_")) continue;
+            count++;
+            held += t.ElementCount;
+        }
+        if (count != units * perUnit || held != floats)
+            throw new InvalidDataException(
+                $"the metadata describes a {o.CellName} network of {o.NumLayers} layer(s) x {o.Directions} direction(s), hidden {o.HiddenSize}, input {o.InputSize}: "
+                + $"{units * perUnit} parameter tensors of {floats} floats; the file holds {count} '{prefix}weight_*' / '{prefix}bias_*' tensors of {held} floats.");
     }
 
     /// <summary>The parameters as (name, shape, data) in state_dict order, for <see cref="SafeTensorsWriter"/>.</summary>

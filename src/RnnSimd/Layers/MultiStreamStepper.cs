@@ -52,6 +52,7 @@ public sealed unsafe class MultiStreamStepper
         if (_arena is not null && capacity <= Capacity) return false;
         var o = _net.Options;
         int L = o.NumLayers, H = o.HiddenSize, Hout = o.OutputHidden, GH = o.GateCount * H, N = capacity;
+        RecurrentOptions.CheckBudget(4m * N * (3m * GH + 3m * H + L * (Hout + (decimal)H)), nameof(capacity), $"a stepper for {N} streams");
         var list = new List<(string, int[])>
         {
             ("gx", [N * GH]), ("gates", [N * GH]), ("gh", [N * GH]), ("tanhc", [N * H]), ("m", [N * H]), ("rh", [N * H]),

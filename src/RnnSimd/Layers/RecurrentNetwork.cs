@@ -34,6 +34,8 @@ public sealed unsafe partial class RecurrentNetwork
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        RecurrentOptions.CheckBudget(options.NetworkBytes(), nameof(options),
+            $"a {options.CellName} network of {options.NumLayers} layer(s) x {options.Directions}, input {options.InputSize}, hidden {options.HiddenSize}");
         Options = options;
         Kernels = kernels ?? KernelSet.Default;
         if (!Kernels.IsSupported) throw new ArgumentException($"kernel set '{Kernels.Name}' is not supported here.", nameof(kernels));

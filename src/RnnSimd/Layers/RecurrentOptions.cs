@@ -27,6 +27,49 @@ public enum CellType
 public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSize, int NumLayers = 1,
     bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true)
 {
+    private static long s_memoryBudget = 4L << 30;
+
+    /// <summary>
+    /// The most memory one network, workspace, state or stepper may ask for (bytes; default 4 GiB, process-wide). A
+    /// larger request is an <see cref="ArgumentOutOfRangeException"/> naming the option and the bytes, thrown before
+    /// anything is allocated, so a mistyped or hostile size fails at once instead of exhausting memory.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1 MiB.</exception>
+    public static long MemoryBudget
+    {
+        get => Volatile.Read(ref s_memoryBudget);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1L << 20);
+            Volatile.Write(ref s_memoryBudget, value);
+        }
+    }
+
+    /// <summary>
+    /// About the bytes a network of these options holds: parameters, gradients and the packed copies of the weights
+    /// (computed without allocating, whatever the sizes).
+    /// </summary>
+    public decimal NetworkBytes()
+    {
+        decimal gh = (decimal)GateCount * HiddenSize, hout = OutputHidden, total = 0;
+        for (int l = 0; l < Math.Min(NumLayers, 2); l++)
+        {
+            decimal weights = gh * LayerInput(l) + gh * hout + (Bias ? 2 * gh : 0) + (decimal)ProjSize * HiddenSize;
+            decimal packed = 5 * gh * (LayerInput(l) + hout) + 3m * ProjSize * HiddenSize; // panels, tiles, step tiles
+            decimal layer = Directions * (2 * weights + packed) * sizeof(float);
+            total += l == 0 ? layer : layer * (NumLayers - 1);
+        }
+        return total;
+    }
+
+    /// <summary>Throws when <paramref name="bytes"/> exceed <see cref="MemoryBudget"/>, naming what asked for them.</summary>
+    internal static void CheckBudget(decimal bytes, string paramName, string what)
+    {
+        if (bytes > MemoryBudget)
+            throw new ArgumentOutOfRangeException(paramName,
+                $"{what} needs about {bytes:N0} bytes, above RecurrentOptions.MemoryBudget = {MemoryBudget:N0} bytes; raise the budget to allow it.");
+    }
+
     /// <summary>D: 2 when bidirectional, else 1.</summary>
     public int Directions => Bidirectional ? 2 : 1;
 

@@ -21,6 +21,9 @@ public sealed unsafe class RecurrentState
         Batch = batch;
         var o = owner.Options;
         int L = o.NumLayers, H = o.HiddenSize, Hout = o.OutputHidden, GH = o.GateCount * H;
+        // Per layer: [x | h], c, gx, gh, gates, tanh c, m, r*h (+ the batched step's rows), in floats.
+        RecurrentOptions.CheckBudget(4m * batch * L * (Math.Max(o.InputSize, Hout) * 2m + Hout + 4m * H + 3m * GH), "batch",
+            $"a state of {batch} streams");
         var list = new List<(string, int[])>();
         for (int l = 0; l < L; l++)
         {

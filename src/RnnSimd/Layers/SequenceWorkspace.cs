@@ -93,7 +93,14 @@ public sealed unsafe class SequenceWorkspace
             throw new ArgumentOutOfRangeException(steps <= 0 ? nameof(steps) : nameof(batch), "steps and batch must be positive.");
         if (_arena is not null && steps <= MaxSteps && batch <= MaxBatch) return false;
         int T = Math.Max(steps, MaxSteps), B = Math.Max(batch, MaxBatch);
-        var arena = new Arena(RecordsForBackward ? TrainingLayout(T, B) : InferenceLayout(T, B));
+        _layoutBytes = 0;
+        _largest = 0;
+        var layout = RecordsForBackward ? TrainingLayout(T, B) : InferenceLayout(T, B);
+        // Name the argument that grew (the larger one when both did).
+        string grew = steps > MaxSteps && (batch <= MaxBatch || steps >= batch) ? nameof(steps) : nameof(batch);
+        RecurrentOptions.CheckBudget(_layoutBytes, grew, $"a workspace for T = {T}, B = {B}");
+        if (_largest > Array.MaxLength) throw new ArgumentException($"a workspace tensor of {_largest} floats is too large for one array.");
+        var arena = new Arena(layout);
         Bind(arena, T, B);
         _arena = arena;
         Lengths = new int[B];
@@ -111,9 +118,9 @@ public sealed unsafe class SequenceWorkspace
         var list = new List<(string, int[])>
         {
             ("gx", [Checked(chunk * GH)]),
-            ("ha", [B * Hout]), ("hb", [B * Hout]), ("ca", [B * H]), ("cb", [B * H]),
+            ("ha", [Checked((long)B * Hout)]), ("hb", [Checked((long)B * Hout)]), ("ca", [Checked((long)B * H)]), ("cb", [Checked((long)B * H)]),
             ("gates", [Checked((long)B * GH)]), ("gh", [Checked((long)B * GH)]),
-            ("tanhc", [B * H]), ("m", [B * H]), ("rh", [B * H]),
+            ("tanhc", [Checked((long)B * H)]), ("m", [Checked((long)B * H)]), ("rh", [Checked((long)B * H)]),
         };
         for (int i = 0; i < Math.Min(L - 1, 2); i++) list.Add(($"out{i}", [Checked((long)T * B * D * Hout)]));
         return list;
@@ -156,11 +163,11 @@ public sealed unsafe class SequenceWorkspace
                     list.Add((p + "dhs", [Checked(TB * P)]));
                 }
                 if (resetHidden) list.Add((p + "rh", [Checked(TB * H)]));
-                list.Add((p + "dh", [B * Hout]));
-                list.Add((p + "dhcarry", [B * Hout]));
-                list.Add((p + "dc", [B * H]));
-                list.Add((p + "dm", [B * H]));
-                list.Add((p + "drh", [B * H]));
+                list.Add((p + "dh", [Checked((long)B * Hout)]));
+                list.Add((p + "dhcarry", [Checked((long)B * Hout)]));
+                list.Add((p + "dc", [Checked((long)B * H)]));
+                list.Add((p + "dm", [Checked((long)B * H)]));
+                list.Add((p + "drh", [Checked((long)B * H)]));
             }
         }
         return list;
@@ -205,6 +212,14 @@ public sealed unsafe class SequenceWorkspace
         Dirs = dirs;
     }
 
-    private static int Checked(long n) => n <= Array.MaxLength ? (int)Math.Max(n, 1)
-        : throw new ArgumentException($"workspace tensor of {n} floats is too large.");
+    private decimal _layoutBytes;
+    private long _largest;
+
+    /// <summary>A tensor's length for the layout; sizes are summed (for the budget) and checked by EnsureCapacity before any allocation.</summary>
+    private int Checked(long n)
+    {
+        _layoutBytes += (n + 15) / 16 * 16 * 4m;
+        _largest = Math.Max(_largest, n);
+        return (int)Math.Clamp(n, 1, Array.MaxLength);
+    }
 }
