@@ -14,6 +14,8 @@ internal static partial class Commands
     /// <summary>Runs a command with its output and error streams given (tests capture them).</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
+        bool verbose = args.Contains("--verbose");
+        if (verbose) args = args.Where(a => a != "--verbose").ToArray();
         var root = Build(output, error);
         if (args.Length > 0 && !args[0].StartsWith('-') && root.Subcommands.All(c => c.Name != args[0]))
         {
@@ -35,9 +37,24 @@ internal static partial class Commands
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException
                                       or NotSupportedException or InvalidOperationException or KeyNotFoundException)
         {
-            error.WriteLine($"rnnsimd: {e.Message.ReplaceLineEndings(" ")}");
+            error.WriteLine($"rnnsimd: {OneLine(e.Message)}");
             return 1;
         }
+        catch (Exception e)
+        {
+            // Not an expected failure: one line and exit 70 (EX_SOFTWARE); the stack trace only with --verbose.
+            error.WriteLine($"rnnsimd: internal error ({e.GetType().Name}): {OneLine(e.Message)}. Please report it, with the command; "
+                + (verbose ? "stack trace follows." : "run it again with --verbose for the stack trace."));
+            if (verbose) error.WriteLine(e.ToString());
+            return 70;
+        }
+    }
+
+    /// <summary>A message on one line, at most 500 characters (a hostile file must not produce a 100 MB line).</summary>
+    private static string OneLine(string message)
+    {
+        string line = message.ReplaceLineEndings(" ");
+        return line.Length <= 500 ? line : string.Concat(line.AsSpan(0, 500), $"… ({line.Length} characters)");
     }
 
     private static string Usage(Command c) => c.Name switch

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.Text;
 using RnnSimd.Layers;
@@ -131,8 +132,35 @@ internal static partial class Commands
         var sw = System.Diagnostics.Stopwatch.StartNew();
         double window = 0;
         int inWindow = 0;
+        // Ctrl+C (SIGINT) or SIGTERM: the first one lets the current step finish, then the checkpoint is written and the
+        // command exits 130 / 143; a second one takes the default action at once (the last checkpoint, written
+        // atomically, stays whole).
+        int stop = 0;
+        void OnSignal(PosixSignalContext ctx)
+        {
+            int code = ctx.Signal == PosixSignal.SIGTERM ? 143 : 130;
+            ctx.Cancel = Interlocked.CompareExchange(ref stop, code, 0) == 0;
+        }
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         while (trainer.StepCount < steps)
         {
+            if (Volatile.Read(ref stop) is int code and not 0)
+            {
+                string signal = code == 143 ? "SIGTERM" : "SIGINT";
+                if (checkpoint is null)
+                {
+                    e.WriteLine($"rnnsimd: stopped by {signal} after step {trainer.StepCount}; no --checkpoint was given, so nothing was saved.");
+                }
+                else
+                {
+                    trainer.SaveCheckpoint(checkpoint);
+                    e.WriteLine($"rnnsimd: stopped by {signal} after step {trainer.StepCount}; checkpoint written to {checkpoint}. "
+                        + $"Resume with: rnnsimd train {c.TaskName} --checkpoint {checkpoint} --resume --steps {steps}"
+                        + (c.Task == TaskKind.CharLm ? " --text FILE" : ""));
+                }
+                return code;
+            }
             StepReport r;
             try
             {
