@@ -47,6 +47,7 @@ public static class SafeTensorsWriter
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, fullPath, overwrite: true);
+            DirectorySync.Flush(directory);
         }
         catch
         {
@@ -162,9 +163,21 @@ public static class SafeTensorsWriter
         }
     }
 
+    /// <summary>
+    /// Test hook (crash-safety tests only): RNNSIMD_TEST_SLOW_WRITE_MS pauses every file write after its header for that
+    /// many milliseconds, widening the window in which a killed process leaves a half-written temporary file.
+    /// </summary>
+    private static readonly int s_testPauseMs =
+        int.TryParse(Environment.GetEnvironmentVariable("RNNSIMD_TEST_SLOW_WRITE_MS"), out int ms) && ms is > 0 and <= 10_000 ? ms : 0;
+
     private static void WriteBody(Stream stream, byte[] header, List<Entry> entries)
     {
         stream.Write(header);
+        if (s_testPauseMs > 0 && stream is FileStream)
+        {
+            stream.Flush();
+            Thread.Sleep(s_testPauseMs);
+        }
         if (BitConverter.IsLittleEndian)
         {
             foreach (var e in entries) stream.Write(MemoryMarshal.AsBytes(e.Data.Span));
