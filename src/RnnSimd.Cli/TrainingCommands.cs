@@ -200,7 +200,9 @@ internal static class Sampler
         CheckpointMetadata.CheckNetworkTensors(checkpoint, config, file.Tensors);
         int[] vocab = CheckpointMetadata.Vocabulary(checkpoint, file.Metadata);
         int V = vocab.Length;
-        var net = new RecurrentNetwork(new RecurrentOptions(config.Cell, V, config.Hidden, config.Layers));
+        RecurrentNetwork net;
+        try { net = new RecurrentNetwork(new RecurrentOptions(config.Cell, V, config.Hidden, config.Layers)); }
+        catch (ArgumentException ex) { throw new InvalidDataException($"{checkpoint}: the checkpoint's network cannot be built: {ex.Message}", ex); }
         RnnSimd.IO.StateDict.Load(net, file, "rnn.");
         var head = new Linear(net.Options.OutputHidden, V);
         foreach (var en in head.Parameters.Entries) file.ReadFloats("head." + en.Name, head.Parameters.View(en));

@@ -499,7 +499,13 @@ public sealed unsafe class Trainer
                 throw new InvalidDataException($"{path}: the text's vocabulary ({corpus.Vocabulary.Length} characters) differs from the checkpoint's ({saved.Length}).");
             cursors = CheckpointMetadata.Cursors(path, m, config.Batch, corpus.Train.Length);
         }
-        var trainer = new Trainer(config, corpus, kernels);
+        Trainer trainer;
+        try { trainer = new Trainer(config, corpus, kernels); }
+        catch (ArgumentException e) when (e.ParamName != nameof(kernels))
+        {
+            throw new InvalidDataException($"{path}: the checkpoint's config (metadata 'seq_len' = {config.SeqLen}, 'batch' = {config.Batch}, "
+                + $"'hidden' = {config.Hidden}, 'layers' = {config.Layers}) cannot be run: {e.Message}", e);
+        }
         StateDict.Load(trainer.Network, file, "rnn.");
         foreach (var e in trainer.Head.Parameters.Entries) ReadInto(file, "head." + e.Name, trainer.Head.Parameters.View(e), e);
         trainer.Head.ParametersChanged();
@@ -511,10 +517,17 @@ public sealed unsafe class Trainer
         if (cursors is not null)
         {
             cursors.CopyTo(trainer._cursors);
-            file.ReadFloats("train.h", trainer._h);
-            if (trainer._c.Length > 0) file.ReadFloats("train.c", trainer._c);
+            ReadState(file, path, "train.h", trainer._h, $"({config.Layers}, {config.Batch}, {trainer._hout})");
+            if (trainer._c.Length > 0) ReadState(file, path, "train.c", trainer._c, $"({config.Layers}, {config.Batch}, {config.Hidden})");
         }
         return trainer;
+    }
+
+    private static void ReadState(SafeTensorsFile file, string path, string name, Span<float> dst, string shape)
+    {
+        if (!file.TryGetTensor(name, out var t)) throw new InvalidDataException($"{path}: checkpoint lacks '{name}' {shape}.");
+        if (t.ElementCount != dst.Length) throw new InvalidDataException($"{path}: checkpoint '{name}' has shape {t.ShapeString}, expected {shape}.");
+        file.ReadFloats(name, dst);
     }
 
     private static void ReadInto(SafeTensorsFile file, string name, Span<float> dst, ArenaEntry e)

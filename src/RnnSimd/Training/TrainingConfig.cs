@@ -83,6 +83,8 @@ public sealed record TrainingConfig(
             throw new ArgumentException($"shards must divide the batch ({Batch}) into equal parts, got {Shards}.", nameof(Shards));
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"lr must be positive, got {LearningRate}.", nameof(LearningRate));
         if (!(Clip >= 0) || !float.IsFinite(Clip)) throw new ArgumentException($"clip must be non-negative, got {Clip}.", nameof(Clip));
+        if (!(Momentum >= 0) || !float.IsFinite(Momentum)) throw new ArgumentException($"momentum must be finite and non-negative, got {Momentum}.", nameof(Momentum));
+        if (!(WeightDecay >= 0) || !float.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be finite and non-negative, got {WeightDecay}.", nameof(WeightDecay));
         if (TotalSteps <= 0) throw new ArgumentException($"steps must be positive, got {TotalSteps}.", nameof(TotalSteps));
         if (WarmupSteps < 0) throw new ArgumentException($"warm-up must be non-negative, got {WarmupSteps}.", nameof(WarmupSteps));
         if (Optimizer is not ("sgd" or "adagrad" or "rmsprop" or "adam" or "adamw"))
@@ -116,6 +118,15 @@ public sealed record TrainingConfig(
         ["shards"] = S(Shards),
     };
 
+    /// <summary>Config field → metadata key, for error messages.</summary>
+    private static readonly Dictionary<string, string> MetadataKeys = new()
+    {
+        [nameof(Hidden)] = "hidden", [nameof(Layers)] = "layers", [nameof(SeqLen)] = "seq_len", [nameof(Batch)] = "batch",
+        [nameof(Optimizer)] = "optimizer", [nameof(LearningRate)] = "lr", [nameof(Clip)] = "clip", [nameof(Schedule)] = "schedule",
+        [nameof(WarmupSteps)] = "warmup_steps", [nameof(TotalSteps)] = "total_steps", [nameof(Momentum)] = "momentum",
+        [nameof(WeightDecay)] = "weight_decay", [nameof(Shards)] = "shards", ["name"] = "task",
+    };
+
     /// <summary>Reads a config written by <see cref="ToMetadata"/>.</summary>
     /// <exception cref="InvalidDataException">A key is missing or malformed.</exception>
     public static TrainingConfig FromMetadata(IReadOnlyDictionary<string, string> m)
@@ -134,7 +145,10 @@ public sealed record TrainingConfig(
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"checkpoint metadata is invalid: {e.Message}");
+            // Name the metadata key (and its value) behind the field that failed.
+            string? key = e.ParamName is { } p && MetadataKeys.TryGetValue(p, out var k) ? k : null;
+            string where = key is not null && m.TryGetValue(key, out var v) ? $"'{key}' = '{CheckpointMetadata.Shown(v)}'" : "";
+            throw new InvalidDataException($"checkpoint metadata {where} is invalid: {e.Message}".Replace("metadata  is", "metadata is"));
         }
     }
 }

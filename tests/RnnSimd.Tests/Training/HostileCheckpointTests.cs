@@ -36,8 +36,9 @@ public class HostileCheckpointTests : IDisposable
         string path = Path.Combine(_dir, $"bad-{key}-{Math.Abs((value ?? "").GetHashCode())}.safetensors");
         SafeTensorsWriter.Write(path, file.Tensors.Select(t =>
         {
-            float[] data = file.ReadFloats(t.Name);
-            return (t.Name, t.Shape.Select(d => (int)d).ToArray(), (ReadOnlyMemory<float>)(tensors?.Invoke(t, data) ?? data));
+            float[] data = file.ReadFloats(t.Name), changed = tensors?.Invoke(t, data) ?? data;
+            int[] shape = changed.Length == data.Length ? t.Shape.Select(d => (int)d).ToArray() : [changed.Length];
+            return (t.Name, shape, (ReadOnlyMemory<float>)changed);
         }), meta);
         return path;
     }
@@ -80,6 +81,9 @@ public class HostileCheckpointTests : IDisposable
     [InlineData("layers", "1000000")]        // row 1: more layers than the file holds
     [InlineData("hidden", "100000")]
     [InlineData("step", null)]
+    [InlineData("weight_decay", "Infinity")]   // found by CheckpointFuzzTests: reached the optimizer's own range check
+    [InlineData("momentum", "-1")]
+    [InlineData("seq_len", "2147483647")]      // found by CheckpointFuzzTests: the memory budget's exception escaped as such
     public void Resume_refuses_hostile_metadata_naming_the_file_and_the_key(string key, string? value)
     {
         string path = WithMetadata(key, value);
@@ -95,6 +99,14 @@ public class HostileCheckpointTests : IDisposable
     {
         string path = WithMetadata(key, value);
         AssertOneLine(Cli("sample", "--checkpoint", path, "--length", "5"), 1, Path.GetFileName(path), $"'{key}'");
+    }
+
+    /// <summary>Found by CheckpointFuzzTests: a carried state tensor of another shape escaped as an ArgumentException.</summary>
+    [Fact]
+    public void Resume_refuses_a_carried_state_of_another_shape()
+    {
+        string path = WithMetadata("task", "charlm", (t, data) => t.Name == "train.c" ? [.. data, .. data] : data);
+        AssertOneLine(Resume(path), 1, Path.GetFileName(path), "'train.c'");
     }
 
     [Fact]
