@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -27,6 +28,14 @@ internal static class DemoCommand
         var flowsBefore = trainers.Select(t => t.GradientFlow()).ToArray();
         var losses = trainers.Select(_ => new List<double>(steps)).ToArray();
         var seconds = new double[cells.Length];
+        var done = new int[cells.Length];
+        // Ctrl+C / SIGTERM: each training finishes its current step and stops; the results so far are evaluated, plotted
+        // and written as usual, then the command exits 130 / 143. A second signal ends the process at once.
+        int stop = 0;
+        void OnSignal(PosixSignalContext ctx) =>
+            ctx.Cancel = Interlocked.CompareExchange(ref stop, ctx.Signal == PosixSignal.SIGTERM ? 143 : 130, 0) == 0;
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         bool interactive = !Console.IsOutputRedirected && ReferenceEquals(o, Console.Out);
         o.WriteLine($"adding problem, T = {seqLen}, hidden {trainers[0].Config.Hidden}, batch 32, Adam lr 2e-3, clip 1, {steps} steps, kernel set {trainers[0].Network.Kernels.Name}");
 
@@ -36,10 +45,11 @@ internal static class DemoCommand
             var tasks = trainers.Select((t, i) => Task.Run(() =>
             {
                 var sw = Stopwatch.StartNew();
-                for (int s = 0; s < steps; s++)
+                for (int s = 0; s < steps && Volatile.Read(ref stop) == 0; s++)
                 {
                     var r = t.Step();
                     losses[i].Add(r.Loss);
+                    done[i] = s + 1;
                     progress?.Invoke(i, s + 1, r.Loss);
                 }
                 seconds[i] = sw.Elapsed.TotalSeconds;
@@ -73,7 +83,7 @@ internal static class DemoCommand
         for (int i = 0; i < cells.Length; i++)
         {
             double test = trainers[i].Evaluate(quick ? 8 : 32);
-            results[i] = new Result(Name(cells[i]), test, steps, seconds[i], losses[i].ToArray(), flowsBefore[i], trainers[i].GradientFlow());
+            results[i] = new Result(Name(cells[i]), test, done[i], seconds[i], losses[i].ToArray(), flowsBefore[i], trainers[i].GradientFlow());
         }
 
         var table = new Table().AddColumns("cell", "test MSE", "baseline", "steps", "steps/s", "seconds");
@@ -92,6 +102,11 @@ internal static class DemoCommand
         Plots.GradientFlow(Path.Combine(outDir, "gradient-flow.png"), results);
         WriteSummary(Path.Combine(outDir, "summary.json"), seqLen, results);
         o.WriteLine($"wrote {Path.Combine(outDir, "loss.png")}, gradient-flow.png and summary.json");
+        if (stop != 0)
+        {
+            o.WriteLine($"stopped by {(stop == 143 ? "SIGTERM" : "SIGINT")} after {string.Join(", ", results.Select(r => $"{r.Cell} {r.Steps}"))} of {steps} steps; the results above are for those steps.");
+            return stop;
+        }
         return 0;
     }
 

@@ -527,6 +527,7 @@ public sealed unsafe class Trainer
     {
         if (!file.TryGetTensor(name, out var t)) throw new InvalidDataException($"{path}: checkpoint lacks '{name}' {shape}.");
         if (t.ElementCount != dst.Length) throw new InvalidDataException($"{path}: checkpoint '{name}' has shape {t.ShapeString}, expected {shape}.");
+        if (!t.DType.IsReadableAsFloat()) throw new InvalidDataException($"{path}: checkpoint '{name}' has dtype {t.DType.ToFormatString()}, expected F32, F64, F16 or BF16.");
         file.ReadFloats(name, dst);
     }
 
@@ -534,6 +535,7 @@ public sealed unsafe class Trainer
     {
         if (!file.TryGetTensor(name, out var t)) throw new InvalidDataException($"checkpoint lacks '{name}' {e.ShapeText}.");
         if (t.ElementCount != dst.Length) throw new InvalidDataException($"checkpoint '{name}' has {t.ElementCount} values, expected {e.ShapeText}.");
+        if (!t.DType.IsReadableAsFloat()) throw new InvalidDataException($"checkpoint '{name}' has dtype {t.DType.ToFormatString()}, expected F32, F64, F16 or BF16.");
         file.ReadFloats(name, dst);
     }
 }

@@ -109,6 +109,48 @@ public class HostileCheckpointTests : IDisposable
         AssertOneLine(Resume(path), 1, Path.GetFileName(path), "'train.c'");
     }
 
+    /// <summary>
+    /// Found by the AFL++ harness (tests/RnnSimd.Fuzz): a checkpoint tensor of an integer dtype. StateDict.Load refused
+    /// it, but the head, optimizer and carried-state tensors reached ReadFloats and escaped as NotSupportedException.
+    /// </summary>
+    [Theory]
+    [InlineData("head.weight")]
+    [InlineData("train.h")]
+    [InlineData("optim.exp_avg.head.bias")]
+    public void Resume_refuses_a_tensor_of_an_integer_dtype(string tensor)
+    {
+        byte[] bytes = File.ReadAllBytes(_ckpt);
+        int n = (int)BitConverter.ToUInt64(bytes, 0);
+        var header = System.Text.Json.Nodes.JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, n))!.AsObject();
+        header[tensor]!["dtype"] = "I32";                                   // same element size: the file stays valid
+        byte[] json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;
+        var patched = new byte[8 + padded + bytes.Length - 8 - n];
+        BitConverter.GetBytes((ulong)padded).CopyTo(patched, 0);
+        json.CopyTo(patched, 8);
+        for (int i = json.Length; i < padded; i++) patched[8 + i] = (byte)' ';
+        Array.Copy(bytes, 8 + n, patched, 8 + padded, bytes.Length - 8 - n);
+        string path = Path.Combine(_dir, $"i32-{tensor}.safetensors");
+        File.WriteAllBytes(path, patched);
+        AssertOneLine(Resume(path), 1, $"'{tensor}'", "I32");
+    }
+
+    /// <summary>The AFL++ finding itself (tests/data/fuzz): every documented reader path refuses it with a documented exception.</summary>
+    [Fact]
+    public void The_fuzzer_finding_is_refused_by_every_reader()
+    {
+        string? path = null;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null && path is null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "tests", "data", "fuzz", "i32-weight-ih.safetensors");
+            if (File.Exists(candidate)) path = candidate;
+        }
+        Assert.NotNull(path);
+        var file = SafeTensorsFile.Read(path);
+        Assert.Throws<NotSupportedException>(() => file.ReadFloats("rnn.weight_ih_l0"));   // documented for ReadFloats
+        Assert.Throws<InvalidDataException>(() => Trainer.Resume(path, new CharCorpus("the quick brown fox jumps over the lazy dog. ")));
+    }
+
     [Fact]
     public void Sample_refuses_a_model_with_non_finite_weights()   // row 10
     {

@@ -45,4 +45,26 @@ public class SignalTests : IDisposable
         Assert.True(resumed.StepCount > 0, "the checkpoint records the steps taken");
         resumed.Step();
     }
+
+    [Fact]
+    public async Task A_signal_during_the_demo_writes_the_results_so_far()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string outDir = Path.Combine(_dir, "demo");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "rnnsimd.dll"), "demo", "--quick", "--steps", "1000000", "--out", outDir })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        _ = p.StandardError.ReadToEndAsync();
+        Assert.StartsWith("adding problem", await p.StandardOutput.ReadLineAsync());
+        var rest = p.StandardOutput.ReadToEndAsync();
+        await Task.Delay(1000);
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+            await kill.WaitForExitAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await p.WaitForExitAsync(timeout.Token);
+        Assert.Equal(130, p.ExitCode);
+        Assert.Contains("stopped by SIGINT", await rest);
+        Assert.True(File.Exists(Path.Combine(outDir, "summary.json")));
+    }
 }
