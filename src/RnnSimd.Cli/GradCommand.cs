@@ -29,7 +29,12 @@ internal static class GradCommand
             error.WriteLine("rnnsimd grad: usage: rnnsimd grad --case CASE.safetensors --out RESULT.safetensors");
             return 2;
         }
-        var result = Compute(SafeTensorsFile.Read(casePath));
+        List<(string Name, int[] Shape, float[] Data)> result;
+        try { result = Compute(SafeTensorsFile.Read(casePath)); }
+        catch (InvalidDataException e) when (!e.Message.Contains(casePath, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{casePath}: {e.Message}", e);   // every message names the file
+        }
         SafeTensorsWriter.Write(outPath, result.Select(r => (r.Name, r.Shape, (ReadOnlyMemory<float>)r.Data)));
         output.WriteLine($"wrote {result.Count} tensors to {outPath} (loss {result.First(r => r.Name == "loss").Data[0]:R})");
         return 0;

@@ -66,6 +66,7 @@ public class BudgetAndCaseFileTests : IDisposable
         Assert.Equal(1, code);
         Assert.StartsWith("rnnsimd: ", error);
         Assert.Contains("1000000 layer(s)", error);
+        Assert.Contains(".safetensors: ", error);                           // the case file is named
         Assert.True(error.Length < 500, $"{error.Length} characters");
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"{sw.Elapsed}");
         Assert.Equal(0, Grad(CaseFile(), Path.Combine(_dir, "ok.safetensors")).Code);
