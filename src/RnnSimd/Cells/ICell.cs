@@ -60,7 +60,6 @@ internal unsafe struct CellSequence
 {
     public int Rows;             // T * B, in processing order
     public float* Hs;            // (T + 1, B, Hout): Hs[0] = h0
-    public float* Gates;         // (T, B, GH)
     public float* DGh;           // (T, B, GH) recurrent-side pre-activation gradients
     public float* M, DHs, RH;    // (T, B, H), (T, B, P), (T, B, H) where recorded
 }
@@ -73,7 +72,7 @@ internal unsafe struct CellSequence
 /// </summary>
 internal unsafe interface ICell
 {
-    /// <summary>Gate blocks in W_ih / W_hh, in PyTorch's order (e.g. "i,f,g,o").</summary>
+    /// <summary>Gate blocks in W_ih / W_hh, in PyTorch's order (e.g. "i,f,g,o"); their count is the cell's gate count.</summary>
     static abstract string GateLayout { get; }
 
     /// <summary>Gate rows whose input and recurrent products are summed before any nonlinearity (the rest stay apart).</summary>

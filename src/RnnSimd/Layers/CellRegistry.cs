@@ -4,19 +4,23 @@ using RnnSimd.Kernels;
 namespace RnnSimd.Layers;
 
 /// <summary>
-/// The cell kinds RnnSimd knows: one line each (type, file and command-line name, gate blocks, driver). Everything
-/// that depends on the kind of cell asks this table once; the drivers it hands out are specialised for their cell.
+/// The cell kinds RnnSimd knows: one line each (type, file and command-line name, the cell's struct). Everything
+/// that depends on the kind of cell asks this table once; the drivers it hands out are specialised for their cell, and
+/// the gate count comes from the cell's own <see cref="ICell.GateLayout"/>.
 /// </summary>
 internal static class CellRegistry
 {
     internal sealed record Entry(CellType Type, string Name, int GateCount, Func<RecurrentOptions, CellDriver> Driver);
 
+    private static Entry Of<TCell>(CellType type, string name) where TCell : struct, ICell =>
+        new(type, name, TCell.GateLayout.Split(',').Length, o => new CellDriver<TCell>(o));
+
     private static readonly Entry[] s_entries =
     [
-        new(CellType.RnnTanh, "rnn_tanh", 1, o => new CellDriver<RnnCell<TanhOp>>(o)),
-        new(CellType.RnnRelu, "rnn_relu", 1, o => new CellDriver<RnnCell<ReluOp>>(o)),
-        new(CellType.Lstm, "lstm", 4, o => new CellDriver<LstmCell>(o)),
-        new(CellType.Gru, "gru", 3, o => new CellDriver<GruCell>(o)),
+        Of<RnnCell<TanhOp>>(CellType.RnnTanh, "rnn_tanh"),
+        Of<RnnCell<ReluOp>>(CellType.RnnRelu, "rnn_relu"),
+        Of<LstmCell>(CellType.Lstm, "lstm"),
+        Of<GruCell>(CellType.Gru, "gru"),
     ];
 
     /// <summary>Every registered kind, in enum order.</summary>

@@ -100,7 +100,6 @@ public sealed unsafe partial class RecurrentNetwork
     /// </summary>
     public SequenceWorkspace CreateInferenceWorkspace(int maxSteps, int maxBatch) => new(this, _driver.Records, maxSteps, maxBatch, record: false);
 
-    internal LayerWeights Layer(int index) => _layers[index];
     internal CellDriver Driver => _driver;
 
     private static Span<float> S(float* p, long n) => new(p, (int)n);

@@ -119,17 +119,8 @@ public class HostileCheckpointTests : IDisposable
     [InlineData("optim.exp_avg.head.bias")]
     public void Resume_refuses_a_tensor_of_an_integer_dtype(string tensor)
     {
-        byte[] bytes = File.ReadAllBytes(_ckpt);
-        int n = (int)BitConverter.ToUInt64(bytes, 0);
-        var header = System.Text.Json.Nodes.JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, n))!.AsObject();
-        header[tensor]!["dtype"] = "I32";                                   // same element size: the file stays valid
-        byte[] json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
-        int padded = (json.Length + 7) / 8 * 8;
-        var patched = new byte[8 + padded + bytes.Length - 8 - n];
-        BitConverter.GetBytes((ulong)padded).CopyTo(patched, 0);
-        json.CopyTo(patched, 8);
-        for (int i = json.Length; i < padded; i++) patched[8 + i] = (byte)' ';
-        Array.Copy(bytes, 8 + n, patched, 8 + padded, bytes.Length - 8 - n);
+        byte[] patched = RnnSimd.Tests.IO.SafeTensorsHeaderPatch.Apply(File.ReadAllBytes(_ckpt),
+            header => header[tensor]!["dtype"] = "I32");                     // same element size: the file stays valid
         string path = Path.Combine(_dir, $"i32-{tensor}.safetensors");
         File.WriteAllBytes(path, patched);
         AssertOneLine(Resume(path), 1, $"'{tensor}'", "I32");
