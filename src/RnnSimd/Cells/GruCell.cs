@@ -26,6 +26,23 @@ internal readonly unsafe struct GruCell : ICell
         Gates(w, ref s, s.HPrev, s.Gx, s.Gh, GH);
     }
 
+    public static bool SplitsByUnits(RecurrentOptions o) => o.GruLinearBeforeReset;
+
+    public static void ForwardUnits(LayerWeights w, ref CellStep s, int u0, int u1)
+    {
+        int B = s.Batch, H = w.H, GH = w.GH;
+        w.MulUnits(s, s.HPrev, w.RecV, w.RecT, s.Gh, GH, 2, u0, u1, false);            // gh[r, z] = h W_h(r,z)^T
+        for (int b = 0; b < B; b++)
+            new ReadOnlySpan<float>(w.BiasRest + u0, u1 - u0).CopyTo(new Span<float>(s.Gh + b * GH + 2 * H + u0, u1 - u0));
+        w.MulUnits(s, s.HPrev, w.RestV!, w.RestT!, s.Gh + 2 * H, GH, 1, u0, u1, true); // gh[n] = h W_hn^T + b_hn
+        var k = new GruForward
+        {
+            Isa = w.K.Isa, Part = GruForward.Phase.LinearBeforeReset, A = s.Gx + u0, Bias = w.BiasSum + u0, B = s.Gh + u0,
+            HPrev = s.HPrev + u0, Gates = s.Gates + u0, H = s.HNew + u0, Hd = (nuint)H, BStride = (nuint)GH, Count = (nuint)(u1 - u0),
+        };
+        for (int b = 0; b < B; b++) k.Row(b);
+    }
+
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
         int H = w.H, In = w.In;
@@ -122,13 +139,14 @@ internal unsafe struct GruForward : ILaneKernel, IRowKernel
     public Phase Part;
     public float* A, Bias, B, HPrev, Gates, H, RH;
     public nuint Hd, BStride;
+    public nuint Count; // units per row when not 0 (a step split by units: pointers start at the first unit), else Hd
 
     public readonly void Row(int b)
     {
         nuint g = 3 * Hd * (nuint)b, r = Hd * (nuint)b;
         var k = this;
         k.A += g; k.B += BStride * (nuint)b; k.HPrev += r; k.Gates += g; k.H += r; k.RH += r;
-        Lanes.For(Isa, (int)Hd, ref k);
+        Lanes.For(Isa, (int)(Count != 0 ? Count : Hd), ref k);
     }
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct

@@ -85,6 +85,20 @@ internal unsafe interface ICell
     static abstract void Forward(LayerWeights w, ref CellStep s);
 
     /// <summary>
+    /// Whether a step can be computed for a range of hidden units alone (<see cref="ForwardUnits"/>): true when a unit's
+    /// gates need only h_{t-1} and that unit's own rows, not other units of the same step (not so for an LSTM projection
+    /// or GRU's original form, whose r * h or m feeds a second product).
+    /// </summary>
+    static abstract bool SplitsByUnits(RecurrentOptions o);
+
+    /// <summary>
+    /// One forward step of B rows for hidden units [u0, u1) only: their rows of every gate block, their gates, c and h.
+    /// Every value is computed exactly as by <see cref="Forward"/>, so threads that each run a range of units produce
+    /// the whole step bitwise. u0, u1 multiples of <see cref="LayerWeights.UnitGrain"/>.
+    /// </summary>
+    static abstract void ForwardUnits(LayerWeights w, ref CellStep s, int u0, int u1);
+
+    /// <summary>
     /// One streaming step at batch 1 from <paramref name="xh"/> = [x | h_{t-1}] (In + Hout) with the packed
     /// [W_ih | W_hh] tiles; writes h_t to <see cref="CellStep.HNew"/> (which is xh + In: the state is updated in place).
     /// </summary>

@@ -28,6 +28,19 @@ internal readonly unsafe struct LstmCell : ICell
         if (w.P > 0) w.Mul(s, s.M, w.WhrV!, w.WhrT!, s.HNew, w.Hout, false); // h = m W_hr^T  (B, P)
     }
 
+    public static bool SplitsByUnits(RecurrentOptions o) => o.ProjSize == 0;
+
+    public static void ForwardUnits(LayerWeights w, ref CellStep s, int u0, int u1)
+    {
+        w.MulUnits(s, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, 4, u0, u1, false);    // gh = h W_hh^T, rows of units [u0, u1)
+        var k = new LstmForward
+        {
+            Isa = w.K.Isa, A = s.Gx + u0, Bias = w.BiasSum + u0, B = s.Gh + u0, CPrev = s.CPrev + u0, Gates = s.Gates + u0, C = s.CNew + u0,
+            TanhC = s.TanhC + u0, H = s.HNew + u0, Hd = (nuint)w.H, BStride = (nuint)w.GH, Count = (nuint)(u1 - u0),
+        };
+        for (int b = 0; b < s.Batch; b++) k.Row(b);
+    }
+
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
         w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, w.In + w.Hout), new Span<float>(s.Gx, w.GH)); // [x | h] [W_ih | W_hh]^T
@@ -78,13 +91,14 @@ internal unsafe struct LstmForward : ILaneKernel, IRowKernel
     public KernelIsa Isa;
     public float* A, Bias, B, CPrev, Gates, C, TanhC, H; // A, B, Gates: (4H) per row, stride BStride for B; Bias (4H) shared; others (H)
     public nuint Hd, BStride;
+    public nuint Count; // units per row when not 0 (a step split by units: pointers start at the first unit), else Hd
 
     public readonly void Row(int b)
     {
         nuint g = 4 * Hd * (nuint)b, r = Hd * (nuint)b;
         var k = this;
         k.A += g; k.B += BStride * (nuint)b; k.Gates += g; k.CPrev += r; k.C += r; k.TanhC += r; k.H += r;
-        Lanes.For(Isa, (int)Hd, ref k);
+        Lanes.For(Isa, (int)(Count != 0 ? Count : Hd), ref k);
     }
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct

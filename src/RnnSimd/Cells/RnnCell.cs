@@ -22,6 +22,19 @@ internal readonly unsafe struct RnnCell<TAct> : ICell where TAct : IActivation
         Rows.Run(ref k, s.Batch, w.GH);
     }
 
+    public static bool SplitsByUnits(RecurrentOptions o) => true;
+
+    public static void ForwardUnits(LayerWeights w, ref CellStep s, int u0, int u1)
+    {
+        w.MulUnits(s, s.HPrev, w.RecV, w.RecT, s.Gh, w.GH, 1, u0, u1, false);
+        var k = new RnnForward<TAct>
+        {
+            Isa = w.K.Isa, A = s.Gx + u0, Bias = w.BiasSum + u0, B = s.Gh + u0, H = s.HNew + u0, Hd = (nuint)w.H, BStride = (nuint)w.H,
+            Count = (nuint)(u1 - u0),
+        };
+        for (int b = 0; b < s.Batch; b++) k.Row(b);
+    }
+
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
         w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, w.In + w.Hout), new Span<float>(s.Gx, w.GH)); // [x | h] [W_ih | W_hh]^T
@@ -50,13 +63,14 @@ internal unsafe struct RnnForward<TAct> : ILaneKernel, IRowKernel where TAct : I
     public KernelIsa Isa;
     public float* A, Bias, B, H;
     public nuint Hd, BStride;
+    public nuint Count; // units per row when not 0 (a step split by units: pointers start at the first unit), else Hd
 
     public readonly void Row(int b)
     {
         nuint r = Hd * (nuint)b;
         var k = this;
         k.A += r; k.B += BStride * (nuint)b; k.H += r;
-        Lanes.For(Isa, (int)Hd, ref k);
+        Lanes.For(Isa, (int)(Count != 0 ? Count : Hd), ref k);
     }
 
     public void Run<TL, TV>(nuint j) where TL : ILanes<TV> where TV : struct =>

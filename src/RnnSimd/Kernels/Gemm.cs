@@ -161,6 +161,12 @@ internal static class Gemm
         }
         switch (j.Isa)
         {
+            case KernelIsa.Avx512 when Narrow(m, Avx512MicroKernel.MR, Avx512MicroKernel8.MR):
+                Run<Avx512MicroKernel8>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
+                break;
+            case KernelIsa.Avx2 when Narrow(m, Avx2MicroKernel.MR, Avx2MicroKernel4.MR):
+                Run<Avx2MicroKernel4>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
+                break;
             case KernelIsa.Avx512:
                 Run<Avx512MicroKernel>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
                 break;
@@ -172,6 +178,14 @@ internal static class Gemm
                 break;
         }
     }
+
+    /// <summary>
+    /// Whether the narrower micro-kernel (fewer rows, same NR and B panels) computes fewer padded rows for m rows:
+    /// a batch of 32 is 36 rows for 12x32 and exactly 32 for 8x32. Either kernel computes each C element by the same
+    /// FMA chain, so the choice never changes a result.
+    /// </summary>
+    private static bool Narrow(int m, int wide, int narrow) =>
+        (m + narrow - 1) / narrow * narrow < (m + wide - 1) / wide * wide;
 
     private static int NBlock<TK>() where TK : IGemmMicroKernel => (NBlockTarget + TK.NR - 1) / TK.NR * TK.NR;
     private static int MBlock<TK>() where TK : IGemmMicroKernel => (MBlockTarget + TK.MR - 1) / TK.MR * TK.MR;
@@ -235,6 +249,85 @@ internal static class Gemm
                                 for (int i = 0; i < mrEff; i++)
                                     for (int j = 0; j < nrEff; j++)
                                         WriteOut(ref cp[(nint)i * ldc + j], tile[i * nr + j], alpha, betaBlock);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// C (+)= A B on a subset of B's columns, on the calling thread: A is m x k row-major (leading dimension lda), B a
+    /// pre-packed operand (k x N), and the columns are g * blockStride + [c0, c0 + cn) for g = 0 .. blocks-1 (the rows of
+    /// some units in every gate block); blockStride and c0 multiples of <see cref="NR"/>. A is packed once per k-block for
+    /// all the blocks. Each C element is computed exactly as by <see cref="Run"/>, so products split this way across
+    /// threads are bitwise the whole product.
+    /// </summary>
+    internal static unsafe void RunColumnBlocks(KernelIsa isa, int m, float* a, int lda, PackedGemmOperand b, int blocks, int blockStride,
+        int c0, int cn, float beta, float* c, int ldc)
+    {
+        switch (isa)
+        {
+            case KernelIsa.Avx512 when Narrow(m, Avx512MicroKernel.MR, Avx512MicroKernel8.MR):
+                ColumnBlocks<Avx512MicroKernel8>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
+            case KernelIsa.Avx2 when Narrow(m, Avx2MicroKernel.MR, Avx2MicroKernel4.MR):
+                ColumnBlocks<Avx2MicroKernel4>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
+            case KernelIsa.Avx512: ColumnBlocks<Avx512MicroKernel>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
+            case KernelIsa.Avx2: ColumnBlocks<Avx2MicroKernel>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
+            default: ColumnBlocks<ScalarMicroKernel>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
+        }
+    }
+
+    private static unsafe void ColumnBlocks<TK>(int m, float* a, int lda, PackedGemmOperand b, int blocks, int blockStride,
+        int c0, int cn, float beta, float* c, int ldc) where TK : IGemmMicroKernel
+    {
+        int k = b.K, n = b.N, mr = TK.MR, nr = TK.NR, mcMax = MBlock<TK>();
+        if (m == 0 || cn == 0) return;
+        if (k == 0)
+        {
+            for (int g = 0; g < blocks; g++)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < cn; j++)
+                    {
+                        ref float e = ref c[(nint)i * ldc + g * blockStride + c0 + j];
+                        e = beta == 0f ? 0f : beta * e;
+                    }
+            return;
+        }
+        float* bufA = PackBuffer(ref t_packA, mcMax * KBlock);
+        float* tile = stackalloc float[TK.MR * TK.NR];
+        for (int pc = 0; pc < k; pc += KBlock)
+        {
+            int kc = Math.Min(KBlock, k - pc);
+            float betaBlock = pc == 0 ? beta : 1f;
+            float* pb = b.Pointer + (nint)pc * b.PaddedCols;
+            for (int ic = 0; ic < m; ic += mcMax)
+            {
+                int mc = Math.Min(mcMax, m - ic);
+                PackA(false, a, lda, ic, pc, mc, kc, mr, bufA);
+                for (int g = 0; g < blocks; g++)
+                {
+                    for (int jr = 0; jr < cn; jr += nr)
+                    {
+                        int col = g * blockStride + c0 + jr;
+                        int nrEff = Math.Min(nr, Math.Min(cn - jr, n - col));
+                        float* bp = pb + (nint)col * kc;
+                        for (int ir = 0; ir < mc; ir += mr)
+                        {
+                            int mrEff = Math.Min(mr, mc - ir);
+                            float* ap = bufA + (nint)ir * kc;
+                            float* cp = c + (nint)(ic + ir) * ldc + col;
+                            if (mrEff == mr && nrEff == nr)
+                            {
+                                TK.Run(kc, ap, bp, cp, ldc, 1f, betaBlock);
+                            }
+                            else
+                            {
+                                TK.Run(kc, ap, bp, tile, nr, 1f, 0f);
+                                for (int i = 0; i < mrEff; i++)
+                                    for (int j = 0; j < nrEff; j++)
+                                        WriteOut(ref cp[(nint)i * ldc + j], tile[i * nr + j], 1f, betaBlock);
                             }
                         }
                     }

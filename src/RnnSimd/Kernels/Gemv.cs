@@ -17,23 +17,32 @@ internal static unsafe class Gemv
     {
         fixed (float* px = x)
         fixed (float* py = y)
+            PackedTiles(isa, w, 0, w.Tiles, px, py, accumulate);
+    }
+
+    /// <summary>
+    /// Rows [16 * <paramref name="tile0"/>, 16 * (tile0 + tiles)) of y (+)= W x (y is the whole output vector). Each row is
+    /// computed exactly as by <see cref="Packed"/>, so a product split into tile ranges is bitwise the whole product.
+    /// </summary>
+    public static void PackedTiles(KernelIsa isa, PackedGemvMatrix w, int tile0, int tiles, float* x, float* y, bool accumulate)
+    {
+        float* p = w.Pointer + (nint)tile0 * 16 * w.Cols;
+        int rows = Math.Min(w.Rows - tile0 * 16, tiles * 16);
+        y += tile0 * 16;
+        switch (isa)
         {
-            switch (isa)
-            {
-                case KernelIsa.Avx512: Packed512(w, px, py, accumulate); break;
-                case KernelIsa.Avx2: Packed256(w, px, py, accumulate); break;
-                default: PackedScalar(w, px, py, accumulate); break;
-            }
+            case KernelIsa.Avx512: Packed512(p, w.Cols, tiles, rows, x, y, accumulate); break;
+            case KernelIsa.Avx2: Packed256(p, w.Cols, tiles, rows, x, y, accumulate); break;
+            default: PackedScalar(p, w.Cols, rows, x, y, accumulate); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Packed512(PackedGemvMatrix w, float* x, float* y, bool accumulate)
+    private static void Packed512(float* pointer, int cols, int tiles, int rows, float* x, float* y, bool accumulate)
     {
-        int cols = w.Cols, tiles = w.Tiles, rows = w.Rows;
         int c4 = cols & ~3;
         nint tileStride = (nint)cols * 16;
-        float* tile = w.Pointer;
+        float* tile = pointer;
         int t = 0;
         for (; t + 2 <= tiles; t += 2, tile += 2 * tileStride)
         {
@@ -113,14 +122,13 @@ internal static unsafe class Gemv
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Packed256(PackedGemvMatrix w, float* x, float* y, bool accumulate)
+    private static void Packed256(float* pointer, int cols, int tiles, int rows, float* x, float* y, bool accumulate)
     {
-        int cols = w.Cols, rows = w.Rows;
         nint tileStride = (nint)cols * 16;
         float* tmp = stackalloc float[16];
-        for (int t = 0; t < w.Tiles; t++)
+        for (int t = 0; t < tiles; t++)
         {
-            float* tile = w.Pointer + t * tileStride;
+            float* tile = pointer + t * tileStride;
             Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
             Vector256<float> h0 = default, h1 = default, h2 = default, h3 = default;
             int c = 0;
@@ -156,12 +164,11 @@ internal static unsafe class Gemv
         }
     }
 
-    private static void PackedScalar(PackedGemvMatrix w, float* x, float* y, bool accumulate)
+    private static void PackedScalar(float* pointer, int cols, int rows, float* x, float* y, bool accumulate)
     {
-        int cols = w.Cols;
-        for (int r = 0; r < w.Rows; r++)
+        for (int r = 0; r < rows; r++)
         {
-            float* p = w.Pointer + (nint)(r / 16) * cols * 16 + (r % 16);
+            float* p = pointer + (nint)(r / 16) * cols * 16 + (r % 16);
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             int c = 0;
             for (; c + 4 <= cols; c += 4)

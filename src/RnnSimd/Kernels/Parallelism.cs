@@ -133,3 +133,35 @@ public static unsafe class Parallelism
         }
     }
 }
+
+/// <summary>
+/// A sense-reversing spin barrier for the parts of one <see cref="Parallelism"/> job that advance in lockstep (the
+/// time steps of a sequence split across threads by hidden units): no allocation, no kernel call while the parts run
+/// on their own cores (the wait is a spin that only yields the processor after a long wait).
+/// </summary>
+internal struct SpinBarrier
+{
+    private int _arrived;
+    private int _phase;
+
+    /// <summary>Returns when all <paramref name="parties"/> have called it for this phase; everything each wrote before is then visible to all.</summary>
+    public void SignalAndWait(int parties)
+    {
+        int phase = Volatile.Read(ref _phase);
+        if (Interlocked.Increment(ref _arrived) == parties)
+        {
+            Volatile.Write(ref _arrived, 0);
+            Interlocked.Increment(ref _phase);
+            return;
+        }
+        // A tight spin first (a step's imbalance is a few microseconds at most): SpinWait's growing back-off would
+        // overshoot by microseconds; after ~10^5 polls (a descheduled partner) it yields instead.
+        int polls = 0;
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _phase) == phase)
+        {
+            if (++polls < 100_000) Thread.SpinWait(1);
+            else spin.SpinOnce(-1);
+        }
+    }
+}

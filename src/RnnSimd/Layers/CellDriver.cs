@@ -1,5 +1,6 @@
 using RnnSimd.Cells;
 using RnnSimd.Kernels;
+using System.Runtime.CompilerServices;
 using RnnSimd.Memory;
 
 namespace RnnSimd.Layers;
@@ -11,6 +12,9 @@ namespace RnnSimd.Layers;
 /// </summary>
 internal abstract unsafe class CellDriver
 {
+    /// <summary>Sequences (layer, direction) run split by units so far, process-wide: tests check that the split path ran.</summary>
+    internal static long UnitSplitRuns;
+
     public abstract CellRecords Records { get; }
     public abstract LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels);
 
@@ -66,13 +70,17 @@ internal abstract unsafe class CellDriver
 internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct, ICell
 {
     private readonly int _split;
-    private readonly bool _cellState;
+    private readonly bool _cellState, _splitsByUnits;
+
+    /// <summary>Multiply-adds per time step (B x GH x Hout) from which an inference sequence is split across threads by units.</summary>
+    internal const long UnitSplitThreshold = 128 * 1024;
 
     public CellDriver(RecurrentOptions o)
     {
         Records = TCell.Records(o);
         _split = TCell.FusedRows(o);
         _cellState = Records.HasFlag(CellRecords.CellState);
+        _splitsByUnits = TCell.SplitsByUnits(o) && o.HiddenSize % LayerWeights.UnitGrain == 0 && o.HiddenSize >= 2 * LayerWeights.UnitGrain;
     }
 
     public override CellRecords Records { get; }
@@ -119,6 +127,19 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
     public override void ForwardInfer(LayerWeights w, in SequenceWorkspace.Scratch s, float* x, int T, int B, float* h0, float* c0,
         float* layerOut, int D, int* lengths, float* hN, float* cN)
     {
+        if (_splitsByUnits && Parallelism.MaxThreads > 1 && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
+        {
+            var job = new UnitJob
+            {
+                W = w, S = s, X = x, T = T, B = B, H0 = h0, C0 = c0, LayerOut = layerOut, D = D, Lengths = lengths, HN = hN, CN = cN,
+                Chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T), CellState = _cellState,
+            };
+            if (Parallelism.TryRun(&UnitPart, Unsafe.AsPointer(ref job), Math.Min(Parallelism.MaxThreads, w.H / LayerWeights.UnitGrain)))
+            {
+                Interlocked.Increment(ref UnitSplitRuns);
+                return;
+            }
+        }
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction;
         int chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T);
         float* h = s.HA, hNext = s.HB, c = _cellState ? s.CA : null, cNext = _cellState ? s.CB : null;
@@ -144,6 +165,76 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         }
         if (hN != null) Copy(h, hN, B * Hout);
         if (cN != null && _cellState) Copy(c, cN, B * H);
+    }
+
+    /// <summary>One inference sequence split across threads by hidden units (on the caller's stack for the job's duration).</summary>
+    private struct UnitJob
+    {
+        public LayerWeights W;
+        public SequenceWorkspace.Scratch S;
+        public float* X, H0, C0, LayerOut, HN, CN;
+        public int* Lengths;
+        public int T, B, D, Chunk;
+        public bool CellState;
+        public SpinBarrier Barrier;
+    }
+
+    /// <summary>
+    /// Part <paramref name="part"/> of a <see cref="UnitJob"/>: hidden units [u0, u1) of every step. The part computes its
+    /// units' columns of each chunk's input projection, then every step's products, gates, c and h for its units only,
+    /// and meets the other parts at a barrier after each step (the next step reads all of h). Each value is computed
+    /// exactly as on one thread, so the output is bitwise the same for any number of parts.
+    /// </summary>
+    private static void UnitPart(void* arg, int part, int parts)
+    {
+        ref UnitJob j = ref Unsafe.AsRef<UnitJob>(arg);
+        var w = j.W;
+        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D, grains = H / LayerWeights.UnitGrain;
+        int u0 = grains * part / parts * LayerWeights.UnitGrain, u1 = grains * (part + 1) / parts * LayerWeights.UnitGrain, n = u1 - u0;
+        bool cellState = j.CellState;
+        float* h = j.S.HA, hNext = j.S.HB, c = cellState ? j.S.CA : null, cNext = cellState ? j.S.CB : null;
+        for (int b = 0; b < B; b++)
+        {
+            if (j.H0 == null) Zero(h + b * Hout + u0, n); else Copy(j.H0 + b * Hout + u0, h + b * Hout + u0, n);
+            if (cellState) { if (j.C0 == null) Zero(c + b * H + u0, n); else Copy(j.C0 + b * H + u0, c + b * H + u0, n); }
+        }
+        j.Barrier.SignalAndWait(parts);
+        var st = new CellStep { Batch = B, Gates = j.S.Gates, Gh = j.S.Gh, TanhC = j.S.TanhC, M = j.S.M, RH = j.S.RH };
+        for (int s0 = 0; s0 < T; s0 += j.Chunk)
+        {
+            int rows = Math.Min(j.Chunk, T - s0);
+            int t0 = d == 0 ? s0 : T - s0 - rows;
+            Gemm.RunColumnBlocks(w.K.Isa, rows * B, j.X + (long)t0 * B * In, In, w.WihT, GH / H, H, u0, n, 0f, j.S.Gx, GH);
+            for (int i = 0; i < rows; i++)
+            {
+                int t = d == 0 ? s0 + i : T - 1 - s0 - i;
+                st.Gx = j.S.Gx + (long)(t - t0) * B * GH;
+                st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
+                TCell.ForwardUnits(w, ref st, u0, u1);
+                for (int b = 0; b < B; b++)
+                {
+                    float* dst = j.LayerOut + ((long)t * B + b) * D * Hout + d * Hout + u0;
+                    if (Active(j.Lengths, b, t))
+                    {
+                        Copy(hNext + b * Hout + u0, dst, n);
+                    }
+                    else
+                    {
+                        Copy(h + b * Hout + u0, hNext + b * Hout + u0, n);
+                        if (cellState) Copy(c + b * H + u0, cNext + b * H + u0, n);
+                        Zero(dst, n);
+                    }
+                }
+                j.Barrier.SignalAndWait(parts);
+                float* swap = h; h = hNext; hNext = swap;
+                swap = c; c = cNext; cNext = swap;
+            }
+        }
+        for (int b = 0; b < B; b++)
+        {
+            if (j.HN != null) Copy(h + b * Hout + u0, j.HN + b * Hout + u0, n);
+            if (j.CN != null && cellState) Copy(c + b * H + u0, j.CN + b * H + u0, n);
+        }
     }
 
     public override void Backward(LayerWeights w, SequenceWorkspace.Dir r, int T, int B, float* dY, float* dhN, float* dcN,

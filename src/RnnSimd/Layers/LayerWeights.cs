@@ -130,6 +130,28 @@ internal sealed unsafe class LayerWeights
                 new Span<float>(y, (batch - 1) * ldy + panels.N), ldy);
     }
 
+    /// <summary>
+    /// The rows of units [u0, u1) of every one of <paramref name="blocks"/> gate blocks (H rows each) of y (B rows of
+    /// stride ldy) (+)= x (B, k) W^T: the part of <see cref="Mul"/> one thread computes when a step is split by units.
+    /// u0 and u1 are multiples of <see cref="UnitGrain"/> and H is too. Each element is computed exactly as by Mul.
+    /// </summary>
+    public void MulUnits(in Cells.CellStep s, float* x, PackedGemvMatrix tiles, PackedGemmOperand panels, float* y, int ldy, int blocks,
+        int u0, int u1, bool accumulate)
+    {
+        if (s.Batch == 1 && !s.Panels)
+        {
+            for (int g = 0; g < blocks; g++)
+                Gemv.PackedTiles(K.Isa, tiles, (g * H + u0) / PackedGemvMatrix.TileRows, (u1 - u0) / PackedGemvMatrix.TileRows, x, y, accumulate);
+        }
+        else
+        {
+            Gemm.RunColumnBlocks(K.Isa, s.Batch, x, panels.K, panels, blocks, H, u0, u1 - u0, accumulate ? 1f : 0f, y, ldy);
+        }
+    }
+
+    /// <summary>Unit ranges of a step split across threads start at multiples of this (a GEMV tile, and a GEMM panel of every kernel set).</summary>
+    public const int UnitGrain = 32;
+
     /// <summary>dx (B, n) (+)= dy (B rows of stride lddy, k) W, W stored k x n at <paramref name="w"/>: GEMV transposed at batch 1, GEMM otherwise.</summary>
     public void MulBack(int batch, float* dy, int lddy, float* w, PackedGemmOperand panels, float* dx, bool accumulate)
     {

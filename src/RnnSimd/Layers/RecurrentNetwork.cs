@@ -102,5 +102,8 @@ public sealed unsafe partial class RecurrentNetwork
 
     internal CellDriver Driver => _driver;
 
+    /// <summary>The weights of (layer, direction) (benchmarks of single phases use them).</summary>
+    internal LayerWeights LayerAt(int layer, int direction = 0) => _layers[layer * Options.Directions + direction];
+
     private static Span<float> S(float* p, long n) => new(p, (int)n);
 }

@@ -76,6 +76,60 @@ public class ParallelismTests
         }
     }
 
+    /// <summary>
+    /// Inference split across threads by hidden units (each thread its units' rows of every gate block, a barrier per
+    /// step): bitwise the one-thread result for every kernel set, cell, batch 1 (GEMV tiles) and batch 4 (GEMM panels),
+    /// both directions, two layers, lengths, h0/c0 in and h_n/c_n out, uneven unit ranges (7 grains of 32 over 2 and 3
+    /// threads), and sequences longer than one input-projection chunk; the split path must actually have run.
+    /// </summary>
+    [Theory]
+    [InlineData(CellType.Lstm, 192, 1)]
+    [InlineData(CellType.Lstm, 192, 4)]
+    [InlineData(CellType.Gru, 224, 1)]
+    [InlineData(CellType.Gru, 224, 4)]
+    [InlineData(CellType.RnnTanh, 384, 1)]
+    [InlineData(CellType.RnnRelu, 384, 4)]
+    public void Inference_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int batch)
+    {
+        const int T = 70, I = 24;
+        var o = new RecurrentOptions(cell, I, hidden, 2, Bidirectional: true);
+        int layers = o.NumLayers * o.Directions, dh = o.Directions * hidden;
+        float[] x = Data(11, T * batch * I), h0 = Data(12, layers * batch * hidden), c0 = Data(13, layers * batch * hidden);
+        int[] lengths = batch == 1 ? [] : [T, 1, T - 9, 33];
+        foreach (var set in Sets)
+        {
+            float[] Run(int threads) => WithThreads<float[]>(threads, () =>
+            {
+                var net = new RecurrentNetwork(o, 5, set);
+                var ws = net.CreateInferenceWorkspace(T, batch);
+                float[] y = new float[T * batch * dh], hN = new float[h0.Length], cN = new float[c0.Length];
+                bool lstm = cell == CellType.Lstm;
+                net.Forward(x, T, batch, h0, lstm ? c0 : [], y, hN, lstm ? cN : [], ws, lengths);
+                return [.. y, .. hN, .. cN];
+            });
+            long before = Interlocked.Read(ref CellDriver.UnitSplitRuns);
+            float[] one = Run(1);
+            Assert.Equal(before, Interlocked.Read(ref CellDriver.UnitSplitRuns));
+            AssertBitwiseEqual($"{set} {cell} B={batch} 2 threads", one, Run(2));
+            AssertBitwiseEqual($"{set} {cell} B={batch} 3 threads", one, Run(3));
+            Assert.True(Interlocked.Read(ref CellDriver.UnitSplitRuns) >= before + 2 * layers, "the split-by-units path did not run");
+        }
+    }
+
+    [Fact]
+    public void Inference_split_by_units_allocates_nothing()
+    {
+        WithThreads(2, () =>
+        {
+            var net = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 64, 256), 9);
+            float[] x = Data(4, 128 * 64), y = new float[128 * 256], hN = new float[256];
+            var ws = net.CreateInferenceWorkspace(128, 1);
+            long[] windows = SteadyStateAllocations(() => net.Forward(x, 128, 1, [], [], y, hN, [], ws), 10);
+            Assert.True(windows[^1] == 0, string.Join(", ", windows));
+            return 0;
+        });
+    }
+
     /// <summary>Each new worker must run the first job posted right after it is created (a race once made that job wait forever).</summary>
     [Fact]
     public async Task New_workers_take_the_very_next_job()
