@@ -43,6 +43,27 @@ internal readonly unsafe struct GruCell : ICell
         for (int b = 0; b < B; b++) k.Row(b);
     }
 
+    public static void StreamProductsUnits(LayerWeights w, float* xh, ref CellStep s, int u0, int u1)
+    {
+        int H = w.H, n = u1 - u0;
+        w.GemvUnits(w.StepV, 2, xh, s.Gx, u0, u1, false);                           // [x | h] [W_i | W_h](r,z)^T
+        w.GemvUnits(w.StepRestV!, 1, xh, s.Gx + 2 * H, u0, u1, false);              // x W_in^T
+        new Span<float>(s.Gh + u0, n).Clear();
+        new Span<float>(s.Gh + H + u0, n).Clear();
+        new ReadOnlySpan<float>(w.BiasRest + u0, n).CopyTo(new Span<float>(s.Gh + 2 * H + u0, n));
+        w.GemvUnits(w.RestV!, 1, xh + w.In, s.Gh + 2 * H, u0, u1, true);            // h W_hn^T + b_hn
+    }
+
+    public static void StreamGatesUnits(LayerWeights w, float* xh, ref CellStep s, int u0, int u1)
+    {
+        var k = new GruForward
+        {
+            Isa = w.K.Isa, Part = GruForward.Phase.LinearBeforeReset, A = s.Gx + u0, Bias = w.BiasSum + u0, B = s.Gh + u0,
+            HPrev = xh + w.In + u0, Gates = s.Gates + u0, H = s.HNew + u0, Hd = (nuint)w.H, BStride = (nuint)w.GH, Count = (nuint)(u1 - u0),
+        };
+        k.Row(0);
+    }
+
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
         int H = w.H, In = w.In;

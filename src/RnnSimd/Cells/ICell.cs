@@ -99,6 +99,18 @@ internal unsafe interface ICell
     static abstract void ForwardUnits(LayerWeights w, ref CellStep s, int u0, int u1);
 
     /// <summary>
+    /// A batch-1 streaming step split by units, first half: the products of units [u0, u1)'s rows from
+    /// <paramref name="xh"/> = [x | h_{t-1}] (reads all of xh). Only when <see cref="SplitsByUnits"/>.
+    /// </summary>
+    static abstract void StreamProductsUnits(LayerWeights w, float* xh, ref CellStep s, int u0, int u1);
+
+    /// <summary>
+    /// Second half: the gates, c and h of units [u0, u1), h written in place in xh (so only after every part's first
+    /// half). Both halves together compute each value exactly as <see cref="StreamStep"/>.
+    /// </summary>
+    static abstract void StreamGatesUnits(LayerWeights w, float* xh, ref CellStep s, int u0, int u1);
+
+    /// <summary>
     /// One streaming step at batch 1 from <paramref name="xh"/> = [x | h_{t-1}] (In + Hout) with the packed
     /// [W_ih | W_hh] tiles; writes h_t to <see cref="CellStep.HNew"/> (which is xh + In: the state is updated in place).
     /// </summary>

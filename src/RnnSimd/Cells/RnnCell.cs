@@ -35,6 +35,18 @@ internal readonly unsafe struct RnnCell<TAct> : ICell where TAct : IActivation
         for (int b = 0; b < s.Batch; b++) k.Row(b);
     }
 
+    public static void StreamProductsUnits(LayerWeights w, float* xh, ref CellStep s, int u0, int u1) =>
+        w.GemvUnits(w.StepV, 1, xh, s.Gx, u0, u1, false);
+
+    public static void StreamGatesUnits(LayerWeights w, float* xh, ref CellStep s, int u0, int u1)
+    {
+        var k = new RnnForward<TAct>
+        {
+            Isa = w.K.Isa, A = s.Gx + u0, Bias = w.BiasSum + u0, B = w.Zeros + u0, H = s.HNew + u0, Hd = (nuint)w.H, Count = (nuint)(u1 - u0),
+        };
+        k.Row(0);
+    }
+
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
         w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, w.In + w.Hout), new Span<float>(s.Gx, w.GH)); // [x | h] [W_ih | W_hh]^T

@@ -348,6 +348,24 @@ internal static class Gemm
     /// <summary>Packs op(A)[ic.., pc..] (mc x kc) into MR-row micro-panels: element (i, p) at p*MR + i; zero-padded.</summary>
     private static unsafe void PackA(bool transA, float* a, int lda, int ic, int pc, int mc, int kc, int mr, float* dst)
     {
+        if (transA)
+        {
+            // op(A) = A^T: row p of A holds column p of op(A). Read each source row once, whole (mc contiguous floats), and
+            // scatter it over the panels. Reading one panel at a time instead (mr floats from each of kc rows) walks a
+            // power-of-two lda (e.g. 2048 floats) through one L1 set and fetches every line once per panel: 2x slower.
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = a + (nint)(pc + p) * lda + ic;
+                float* d = dst + p * mr;
+                for (int ir = 0; ir < mc; ir += mr, d += (nint)mr * kc)
+                {
+                    int rows = Math.Min(mr, mc - ir);
+                    for (int i = 0; i < rows; i++) d[i] = src[ir + i];
+                    for (int i = rows; i < mr; i++) d[i] = 0f;
+                }
+            }
+            return;
+        }
         for (int ir = 0; ir < mc; ir += mr)
         {
             int rows = Math.Min(mr, mc - ir);

@@ -36,6 +36,12 @@ internal abstract unsafe class CellDriver
     /// <summary>One batch-1 streaming step from [x | h].</summary>
     public abstract void StreamStep(LayerWeights w, float* xh, ref CellStep s);
 
+    /// <summary>
+    /// A batch-1 step of every layer split across threads by units, if the cell allows it, the step is large enough and
+    /// the workers are free; false: nothing was done (the caller steps on its own thread).
+    /// </summary>
+    public abstract bool TryStreamStepUnits(LayerWeights[] layers, RecurrentState state, float* x);
+
     protected static void Copy(float* src, float* dst, int n) => new ReadOnlySpan<float>(src, n).CopyTo(new Span<float>(dst, n));
 
     protected static void Zero(float* dst, int n) => new Span<float>(dst, n).Clear();
@@ -165,6 +171,56 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         }
         if (hN != null) Copy(h, hN, B * Hout);
         if (cN != null && _cellState) Copy(c, cN, B * H);
+    }
+
+    public override bool TryStreamStepUnits(LayerWeights[] layers, RecurrentState state, float* x)
+    {
+        var w0 = layers[0];
+        if (!_splitsByUnits || Parallelism.MaxThreads < 2 || (long)w0.GH * (w0.In + w0.Hout) < UnitSplitThreshold) return false;
+        var job = new StreamJob { Layers = layers, State = state, X = x };
+        if (!Parallelism.TryRun(&StreamPart, Unsafe.AsPointer(ref job), Math.Min(Parallelism.MaxThreads, w0.H / LayerWeights.UnitGrain)))
+            return false;
+        Interlocked.Increment(ref UnitSplitRuns);
+        return true;
+    }
+
+    /// <summary>One streaming step of all layers split across threads by units (on the caller's stack for the job's duration).</summary>
+    private struct StreamJob
+    {
+        public LayerWeights[] Layers;
+        public RecurrentState State;
+        public float* X;
+        public SpinBarrier Barrier;
+    }
+
+    /// <summary>
+    /// Part <paramref name="part"/> of a <see cref="StreamJob"/>, layer by layer: its share of x copied into [x | h],
+    /// a barrier, its units' products (reading all of [x | h]), a barrier, its units' gates, c and h (h in place).
+    /// </summary>
+    private static void StreamPart(void* arg, int part, int parts)
+    {
+        ref StreamJob j = ref Unsafe.AsRef<StreamJob>(arg);
+        float* x = j.X;
+        for (int l = 0; l < j.Layers.Length; l++)
+        {
+            var w = j.Layers[l];
+            int grains = w.H / LayerWeights.UnitGrain;
+            int u0 = grains * part / parts * LayerWeights.UnitGrain, u1 = grains * (part + 1) / parts * LayerWeights.UnitGrain;
+            float* xh = j.State.XH[l];
+            if (l > 0) j.Barrier.SignalAndWait(parts); // the previous layer's h (this layer's x) is complete
+            if (x != xh)
+            {
+                int i0 = w.In * part / parts, i1 = w.In * (part + 1) / parts;
+                Copy(x + i0, xh + i0, i1 - i0);
+            }
+            j.Barrier.SignalAndWait(parts);
+            var st = j.State.StepBuffers(l);
+            st.HNew = xh + w.In;
+            TCell.StreamProductsUnits(w, xh, ref st, u0, u1);
+            j.Barrier.SignalAndWait(parts);
+            TCell.StreamGatesUnits(w, xh, ref st, u0, u1);
+            x = st.HNew;
+        }
     }
 
     /// <summary>One inference sequence split across threads by hidden units (on the caller's stack for the job's duration).</summary>

@@ -139,14 +139,18 @@ internal sealed unsafe class LayerWeights
         int u0, int u1, bool accumulate)
     {
         if (s.Batch == 1 && !s.Panels)
-        {
-            for (int g = 0; g < blocks; g++)
-                Gemv.PackedTiles(K.Isa, tiles, (g * H + u0) / PackedGemvMatrix.TileRows, (u1 - u0) / PackedGemvMatrix.TileRows, x, y, accumulate);
-        }
+            GemvUnits(tiles, blocks, x, y, u0, u1, accumulate);
         else
         {
             Gemm.RunColumnBlocks(K.Isa, s.Batch, x, panels.K, panels, blocks, H, u0, u1 - u0, accumulate ? 1f : 0f, y, ldy);
         }
+    }
+
+    /// <summary>y (+)= W x for the rows of units [u0, u1) of each of <paramref name="blocks"/> gate blocks of the GEMV tiles W.</summary>
+    public void GemvUnits(PackedGemvMatrix tiles, int blocks, float* x, float* y, int u0, int u1, bool accumulate)
+    {
+        for (int g = 0; g < blocks; g++)
+            Gemv.PackedTiles(K.Isa, tiles, (g * H + u0) / PackedGemvMatrix.TileRows, (u1 - u0) / PackedGemvMatrix.TileRows, x, y, accumulate);
     }
 
     /// <summary>Unit ranges of a step split across threads start at multiples of this (a GEMV tile, and a GEMM panel of every kernel set).</summary>

@@ -30,6 +30,11 @@ public sealed unsafe partial class RecurrentNetwork
         Shapes.Check(output.Length, nameof(output), "(B, Hout)", B, Hout);
         fixed (float* x0 = input)
         {
+            if (B == 1 && _driver.TryStreamStepUnits(_layers, state, x0))
+            {
+                new ReadOnlySpan<float>(state.HiddenPointer(o.NumLayers - 1), Hout).CopyTo(output);
+                return;
+            }
             float* x = x0;
             for (int l = 0; l < o.NumLayers; l++)
             {

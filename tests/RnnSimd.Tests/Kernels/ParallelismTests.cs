@@ -116,6 +116,35 @@ public class ParallelismTests
         }
     }
 
+    /// <summary>The batch-1 streaming step split by units (two layers, 40 steps with the state carried): bitwise one thread's.</summary>
+    [Theory]
+    [InlineData(CellType.Lstm, 192)]
+    [InlineData(CellType.Gru, 224)]
+    [InlineData(CellType.RnnTanh, 384)]
+    public void Streaming_step_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden)
+    {
+        const int steps = 40, I = 24;
+        var o = new RecurrentOptions(cell, I, hidden, 2);
+        float[] x = Data(21, steps * I);
+        foreach (var set in Sets)
+        {
+            float[] Run(int threads) => WithThreads<float[]>(threads, () =>
+            {
+                var net = new RecurrentNetwork(o, 6, set);
+                var state = net.CreateState();
+                float[] ys = new float[steps * hidden];
+                for (int t = 0; t < steps; t++) net.Step(state, x.AsSpan(t * I, I), ys.AsSpan(t * hidden, hidden));
+                return [.. ys, .. state.Hidden(0)];
+            });
+            long before = Interlocked.Read(ref CellDriver.UnitSplitRuns);
+            float[] one = Run(1);
+            Assert.Equal(before, Interlocked.Read(ref CellDriver.UnitSplitRuns));
+            AssertBitwiseEqual($"{set} {cell} 2 threads", one, Run(2));
+            AssertBitwiseEqual($"{set} {cell} 3 threads", one, Run(3));
+            Assert.True(Interlocked.Read(ref CellDriver.UnitSplitRuns) >= before + 2 * steps, "the split-by-units step did not run");
+        }
+    }
+
     [Fact]
     public void Inference_split_by_units_allocates_nothing()
     {
@@ -126,6 +155,9 @@ public class ParallelismTests
             var ws = net.CreateInferenceWorkspace(128, 1);
             long[] windows = SteadyStateAllocations(() => net.Forward(x, 128, 1, [], [], y, hN, [], ws), 10);
             Assert.True(windows[^1] == 0, string.Join(", ", windows));
+            var state = net.CreateState();
+            windows = SteadyStateAllocations(() => net.Step(state, x.AsSpan(0, 64), y.AsSpan(0, 256)), 10);
+            Assert.True(windows[^1] == 0, "Step: " + string.Join(", ", windows));
             return 0;
         });
     }
