@@ -7,7 +7,8 @@
 # First checks that every peer computes RnnSimd's function (--verify; stops if one does not), then runs the
 # benchmarks (each case checks itself again in its [GlobalSetup]), then writes GitHub markdown (*-report-github.md),
 # full JSON (*-report-full.json), verify.txt and versions.txt (TorchSharp, LibTorch, ONNX Runtime, machine) there,
-# and perf-results/<cpu>/summary.json over the main project's and the peers' full-JSON reports.
+# and perf-results/<cpu>/summary.json over the main project's and the peers' full-JSON reports. Before the benchmarks,
+# benchmarks/roofline.sh measures the machine's FMA peak and read bandwidth into perf-results/<cpu>/roofline.{json,md}.
 # Restores LibTorch and ONNX Runtime (about 1.3 GB of native libraries in the build output) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ project=benchmarks/RnnSimd.Peers
 peers() { dotnet run -c Release --no-build --project "$project" -- "$@"; }
 
 dotnet build -c Release "$project" -v quiet -nologo
+bash benchmarks/roofline.sh
 if ! peers --verify > "$artifacts/verify.txt"; then
   cat "$artifacts/verify.txt"
   echo "a peer does not compute RnnSimd's function (see above); nothing benchmarked" >&2
