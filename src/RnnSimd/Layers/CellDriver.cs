@@ -15,6 +15,12 @@ internal abstract unsafe class CellDriver
     /// <summary>Sequences (layer, direction) run split by units so far, process-wide: tests check that the split path ran.</summary>
     internal static long UnitSplitRuns;
 
+    /// <summary>Sequences (layer, direction) run split by batch rows so far, process-wide (tests).</summary>
+    internal static long RowSplitRuns;
+
+    /// <summary>Rows (sequences) per thread from which an inference batch is split across threads by rows rather than by units.</summary>
+    internal const int MinRowsPerPart = 8;
+
     public abstract CellRecords Records { get; }
     public abstract LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels);
 
@@ -133,7 +139,21 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
     public override void ForwardInfer(LayerWeights w, in SequenceWorkspace.Scratch s, float* x, int T, int B, float* h0, float* c0,
         float* layerOut, int D, int* lengths, float* hN, float* cN)
     {
-        if (_splitsByUnits && Parallelism.MaxThreads > 1 && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
+        if (Parallelism.MaxThreads > 1 && B >= 2 * MinRowsPerPart && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
+        {
+            // Enough sequences: each thread runs its own rows through the whole sequence, nothing shared per step.
+            var rowJob = new RowJob
+            {
+                W = w, S = s, X = x, T = T, B = B, H0 = h0, C0 = c0, LayerOut = layerOut, D = D, Lengths = lengths, HN = hN, CN = cN,
+                CellState = _cellState,
+            };
+            if (Parallelism.TryRun(&RowPart, Unsafe.AsPointer(ref rowJob), Math.Min(Parallelism.MaxThreads, B / MinRowsPerPart)))
+            {
+                Interlocked.Increment(ref RowSplitRuns);
+                return;
+            }
+        }
+        else if (_splitsByUnits && Parallelism.MaxThreads > 1 && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
         {
             var job = new UnitJob
             {
@@ -221,6 +241,75 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
             TCell.StreamGatesUnits(w, xh, ref st, u0, u1);
             x = st.HNew;
         }
+    }
+
+    /// <summary>An inference batch split across threads by rows (on the caller's stack for the job's duration).</summary>
+    private struct RowJob
+    {
+        public LayerWeights W;
+        public SequenceWorkspace.Scratch S;
+        public float* X, H0, C0, LayerOut, HN, CN;
+        public int* Lengths;
+        public int T, B, D;
+        public bool CellState;
+    }
+
+    /// <summary>
+    /// Part <paramref name="part"/> of a <see cref="RowJob"/>: rows [b0, b1) through every step, in their own rows of
+    /// the workspace's scratch, with no synchronisation until the end. Rows are independent sequences and every kernel
+    /// computes a row the same way for any number of rows (GEMM panels even for a single row: <see cref="CellStep.Panels"/>),
+    /// so the output is bitwise the one-thread result.
+    /// </summary>
+    private static void RowPart(void* arg, int part, int parts)
+    {
+        ref RowJob j = ref Unsafe.AsRef<RowJob>(arg);
+        var w = j.W;
+        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D;
+        int b0 = B * part / parts, b1 = B * (part + 1) / parts, n = b1 - b0;
+        bool cellState = j.CellState;
+        int chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T);
+        float* h = j.S.HA + b0 * Hout, hNext = j.S.HB + b0 * Hout;
+        float* c = cellState ? j.S.CA + b0 * H : null, cNext = cellState ? j.S.CB + b0 * H : null;
+        if (j.H0 == null) Zero(h, n * Hout); else Copy(j.H0 + b0 * Hout, h, n * Hout);
+        if (cellState) { if (j.C0 == null) Zero(c, n * H); else Copy(j.C0 + b0 * H, c, n * H); }
+        var st = new CellStep
+        {
+            Batch = n, Panels = true, Gates = j.S.Gates + (long)b0 * GH, Gh = j.S.Gh + (long)b0 * GH,
+            TanhC = j.S.TanhC == null ? null : j.S.TanhC + b0 * H, M = j.S.M == null ? null : j.S.M + b0 * H, RH = j.S.RH == null ? null : j.S.RH + b0 * H,
+        };
+        for (int s0 = 0; s0 < T; s0 += chunk)
+        {
+            int rows = Math.Min(chunk, T - s0);
+            int t0 = d == 0 ? s0 : T - s0 - rows;
+            for (int i = 0; i < rows; i++) // this part's rows of each step of the chunk (the same per-element arithmetic as one GEMM)
+                w.K.Gemm(false, n, 1f, new ReadOnlySpan<float>(j.X + ((long)(t0 + i) * B + b0) * In, n * In), In, w.WihT, 0f,
+                    new Span<float>(j.S.Gx + ((long)i * B + b0) * GH, n * GH), GH);
+            for (int i = 0; i < rows; i++)
+            {
+                int t = d == 0 ? s0 + i : T - 1 - s0 - i;
+                st.Gx = j.S.Gx + ((long)(t - t0) * B + b0) * GH;
+                st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
+                TCell.Forward(w, ref st);
+                for (int b = 0; b < n; b++)
+                {
+                    float* dst = j.LayerOut + ((long)t * B + b0 + b) * D * Hout + d * Hout;
+                    if (Active(j.Lengths, b0 + b, t))
+                    {
+                        Copy(hNext + b * Hout, dst, Hout);
+                    }
+                    else
+                    {
+                        Copy(h + b * Hout, hNext + b * Hout, Hout);
+                        if (cellState) Copy(c + b * H, cNext + b * H, H);
+                        Zero(dst, Hout);
+                    }
+                }
+                float* swap = h; h = hNext; hNext = swap;
+                swap = c; c = cNext; cNext = swap;
+            }
+        }
+        if (j.HN != null) Copy(h, j.HN + b0 * Hout, n * Hout);
+        if (j.CN != null && cellState) Copy(c, j.CN + b0 * H, n * H);
     }
 
     /// <summary>One inference sequence split across threads by hidden units (on the caller's stack for the job's duration).</summary>

@@ -77,10 +77,12 @@ public class ParallelismTests
     }
 
     /// <summary>
-    /// Inference split across threads by hidden units (each thread its units' rows of every gate block, a barrier per
-    /// step): bitwise the one-thread result for every kernel set, cell, batch 1 (GEMV tiles) and batch 4 (GEMM panels),
-    /// both directions, two layers, lengths, h0/c0 in and h_n/c_n out, uneven unit ranges (7 grains of 32 over 2 and 3
-    /// threads), and sequences longer than one input-projection chunk; the split path must actually have run.
+    /// Inference split across threads, by hidden units (each thread its units' rows of every gate block, a barrier per
+    /// step: batch 1 with GEMV tiles, batch 4 with GEMM panels) or, from 16 sequences, by rows (each thread its own
+    /// sequences, GEMM panels even for one row): bitwise the one-thread result for every kernel set and cell (LSTM with
+    /// a projection and GRU's original form by rows only), both directions, two layers, lengths, h0/c0 in and h_n/c_n
+    /// out, uneven ranges over 2 and 3 threads, and sequences longer than one input-projection chunk; the chosen path
+    /// must actually have run.
     /// </summary>
     [Theory]
     [InlineData(CellType.Lstm, 192, 1)]
@@ -89,13 +91,20 @@ public class ParallelismTests
     [InlineData(CellType.Gru, 224, 4)]
     [InlineData(CellType.RnnTanh, 384, 1)]
     [InlineData(CellType.RnnRelu, 384, 4)]
-    public void Inference_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int batch)
+    [InlineData(CellType.Lstm, 64, 20)]
+    [InlineData(CellType.Gru, 96, 17)]
+    [InlineData(CellType.RnnTanh, 128, 16)]
+    [InlineData(CellType.Lstm, 64, 24, 40)]   // with a projection: split by rows only
+    [InlineData(CellType.Gru, 96, 16, -1)]    // GRU's original form: split by rows only
+    public void Inference_split_across_threads_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int batch, int variant = 0)
     {
         const int T = 70, I = 24;
-        var o = new RecurrentOptions(cell, I, hidden, 2, Bidirectional: true);
-        int layers = o.NumLayers * o.Directions, dh = o.Directions * hidden;
-        float[] x = Data(11, T * batch * I), h0 = Data(12, layers * batch * hidden), c0 = Data(13, layers * batch * hidden);
-        int[] lengths = batch == 1 ? [] : [T, 1, T - 9, 33];
+        var o = new RecurrentOptions(cell, I, hidden, 2, Bidirectional: true, ProjSize: variant > 0 ? variant : 0,
+            GruLinearBeforeReset: variant >= 0);
+        int layers = o.NumLayers * o.Directions, dh = o.Directions * o.OutputHidden;
+        bool byRows = batch >= 2 * CellDriver.MinRowsPerPart;
+        float[] x = Data(11, T * batch * I), h0 = Data(12, layers * batch * o.OutputHidden), c0 = Data(13, layers * batch * hidden);
+        int[] lengths = batch == 1 ? [] : [T, 1, T - 9, 33, .. Enumerable.Range(0, batch - 4).Select(i => 1 + (i * 37) % T)];
         foreach (var set in Sets)
         {
             float[] Run(int threads) => WithThreads<float[]>(threads, () =>
@@ -107,12 +116,13 @@ public class ParallelismTests
                 net.Forward(x, T, batch, h0, lstm ? c0 : [], y, hN, lstm ? cN : [], ws, lengths);
                 return [.. y, .. hN, .. cN];
             });
-            long before = Interlocked.Read(ref CellDriver.UnitSplitRuns);
+            ref long counter = ref byRows ? ref CellDriver.RowSplitRuns : ref CellDriver.UnitSplitRuns;
+            long before = Interlocked.Read(ref counter);
             float[] one = Run(1);
-            Assert.Equal(before, Interlocked.Read(ref CellDriver.UnitSplitRuns));
+            Assert.Equal(before, Interlocked.Read(ref counter));
             AssertBitwiseEqual($"{set} {cell} B={batch} 2 threads", one, Run(2));
             AssertBitwiseEqual($"{set} {cell} B={batch} 3 threads", one, Run(3));
-            Assert.True(Interlocked.Read(ref CellDriver.UnitSplitRuns) >= before + 2 * layers, "the split-by-units path did not run");
+            Assert.True(Interlocked.Read(ref counter) >= before + 2 * layers, $"the split-by-{(byRows ? "rows" : "units")} path did not run");
         }
     }
 
