@@ -15,21 +15,39 @@ else
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
 fi
-log="$out/benchmarks.log"
-echo "alloc-gate: running the hot-path benchmarks (log: $log)"
-start=$SECONDS
-# Two filters, OR-ed by BenchmarkDotNet: one that matches no class (TrainingBenchmarks, before it exists) is no error.
-if ! dotnet run -c Release --project benchmarks/RnnSimd.Benchmarks -- \
-    --filter '*InferenceBenchmarks*' '*TrainingBenchmarks*' --artifacts "$out" > "$log" 2>&1; then
-  tail -n 60 "$log"
-  echo "alloc-gate: the benchmark run failed"
-  exit 1
-fi
-echo "alloc-gate: benchmarks took $((SECONDS - start)) s"
-status=0
-bash benchmarks/compare.sh --allocations-only "$out" || status=$?
-if [ "$status" -ne 0 ]; then
-  # why a case has no result (an exception in its setup, a build error) is in BenchmarkDotNet's output
-  grep -E 'Exception|error [A-Z]+[0-9]+|ExitCode != 0' "$log" | head -n 40 || true
-fi
-exit "$status"
+# A run fails when any hot-path benchmark allocates, failed or is missing. MemoryDiagnoser counts the allocations of
+# every thread in the process (GC.GetTotalAllocatedBytes), so the runtime's own background work (the finalizer thread,
+# the JIT) can add a few hundred bytes to one benchmark's single counted iteration: seen in CI once as 336 B/op on T2
+# lstm (one ~100 ms operation per iteration), never in three local runs of the same case. A hot path that allocates
+# does so on every operation of every run, so a run that fails only by allocation is repeated, up to 3 runs in all,
+# and the gate passes only if one whole run is clean; every run's table is printed.
+attempt=1
+while :; do
+  run="$out/run$attempt"
+  mkdir -p "$run"
+  log="$run/benchmarks.log"
+  echo "alloc-gate: run $attempt: the hot-path benchmarks (log: $log)"
+  start=$SECONDS
+  # Two filters, OR-ed by BenchmarkDotNet.
+  if ! dotnet run -c Release --project benchmarks/RnnSimd.Benchmarks -- \
+      --filter '*InferenceBenchmarks*' '*TrainingBenchmarks*' --artifacts "$run" > "$log" 2>&1; then
+    tail -n 60 "$log"
+    echo "alloc-gate: the benchmark run failed"
+    exit 1
+  fi
+  echo "alloc-gate: benchmarks took $((SECONDS - start)) s"
+  status=0
+  bash benchmarks/compare.sh --allocations-only "$run" | tee "$run/gate.md" || status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] && exit 0
+  if [ "$status" -ne 1 ] || ! grep -q ' 0 without a result' "$run/gate.md"; then
+    # why a case has no result (an exception in its setup, a build error) is in BenchmarkDotNet's output
+    grep -E 'Exception|error [A-Z]+[0-9]+|ExitCode != 0' "$log" | head -n 40 || true
+    exit "$status"
+  fi
+  if [ "$attempt" -ge 3 ]; then
+    echo "alloc-gate: a hot-path benchmark allocated in each of $attempt runs"
+    exit 1
+  fi
+  attempt=$((attempt + 1))
+  echo "alloc-gate: only allocations failed; running again to tell a hot path that allocates from the runtime's background work"
+done
