@@ -164,9 +164,6 @@ internal static class Gemm
             case KernelIsa.Avx512 when Narrow(m, Avx512MicroKernel.MR, Avx512MicroKernel8.MR):
                 Run<Avx512MicroKernel8>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
                 break;
-            case KernelIsa.Avx2 when Narrow(m, Avx2MicroKernel.MR, Avx2MicroKernel4.MR):
-                Run<Avx2MicroKernel4>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
-                break;
             case KernelIsa.Avx512:
                 Run<Avx512MicroKernel>(j.TransA, j.TransB, m, n, j.K, j.Alpha, a, j.Lda, b, j.Ldb, j.Packed, j.PaddedCols, colOffset, j.Beta, c, j.Ldc);
                 break;
@@ -181,8 +178,10 @@ internal static class Gemm
 
     /// <summary>
     /// Whether the narrower micro-kernel (fewer rows, same NR and B panels) computes fewer padded rows for m rows:
-    /// a batch of 32 is 36 rows for 12x32 and exactly 32 for 8x32. Either kernel computes each C element by the same
-    /// FMA chain, so the choice never changes a result.
+    /// a batch of 32 is 36 rows for 12x32 and exactly 32 for 8x32 (batch-32 step GEMM 142 -> 196 GFLOP/s, batch 64
+    /// 163 -> 195, Zen 5). Either kernel computes each C element by the same FMA chain, so the choice never changes a
+    /// result. AVX2 keeps 6x16 for every m: a 4x16 kernel (8 accumulators) gained only 4-10 % on Zen 5, and Zen 3 was
+    /// measured at 48 of 86 GFLOP/s with 8 FMA chains (shared notes), where padding costs 11 %.
     /// </summary>
     private static bool Narrow(int m, int wide, int narrow) =>
         (m + narrow - 1) / narrow * narrow < (m + wide - 1) / wide * wide;
@@ -271,8 +270,6 @@ internal static class Gemm
         {
             case KernelIsa.Avx512 when Narrow(m, Avx512MicroKernel.MR, Avx512MicroKernel8.MR):
                 ColumnBlocks<Avx512MicroKernel8>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
-            case KernelIsa.Avx2 when Narrow(m, Avx2MicroKernel.MR, Avx2MicroKernel4.MR):
-                ColumnBlocks<Avx2MicroKernel4>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
             case KernelIsa.Avx512: ColumnBlocks<Avx512MicroKernel>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
             case KernelIsa.Avx2: ColumnBlocks<Avx2MicroKernel>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
             default: ColumnBlocks<ScalarMicroKernel>(m, a, lda, b, blocks, blockStride, c0, cn, beta, c, ldc); break;
@@ -348,11 +345,13 @@ internal static class Gemm
     /// <summary>Packs op(A)[ic.., pc..] (mc x kc) into MR-row micro-panels: element (i, p) at p*MR + i; zero-padded.</summary>
     private static unsafe void PackA(bool transA, float* a, int lda, int ic, int pc, int mc, int kc, int mr, float* dst)
     {
-        if (transA)
+        if (transA && (lda & 1023) == 0)
         {
-            // op(A) = A^T: row p of A holds column p of op(A). Read each source row once, whole (mc contiguous floats), and
-            // scatter it over the panels. Reading one panel at a time instead (mr floats from each of kc rows) walks a
-            // power-of-two lda (e.g. 2048 floats) through one L1 set and fetches every line once per panel: 2x slower.
+            // op(A) = A^T with a leading dimension that is a multiple of 4 KiB: row p of A holds column p of op(A). Read
+            // each source row once, whole (mc contiguous floats), and scatter it over the panels. The loop below (one
+            // panel at a time: mr floats from each of kc rows) walks such an lda through one L1 set and refetches every
+            // line once per panel (the weight gradient 1024x321x2048 ran at half its ragged neighbour's speed on Zen 3);
+            // for other strides it is 5-12 % faster than this one (measured on Zen 5, avx2 and avx512), so it stays.
             for (int p = 0; p < kc; p++)
             {
                 float* src = a + (nint)(pc + p) * lda + ic;
