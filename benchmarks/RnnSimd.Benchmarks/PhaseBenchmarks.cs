@@ -13,13 +13,13 @@ namespace RnnSimd.Benchmarks;
 /// T2: T = 32, B = 64, I = 65, H = 512 (training: forward recording, BPTT, weight gradients).
 /// Phases: input (x W_ih^T for all steps), recurrent (h W_hh^T, T times), gates (the fused cell kernel, T times),
 /// whole (the network's own Forward, or Forward + Backward for T2); T2 adds recurrent-back (dG W_hh, T times),
-/// gates-back (T times), weight-grads (dW_ih and dW_hh over all steps).
+/// gates-back (T times), weight-grads (dW_ih and dW_hh over all steps). The single phases run on one thread's kernels
+/// (at Threads = 2 a large GEMM still splits by columns); "whole" at Threads = 2 shows the network's own split.
+/// Classes: <see cref="InferencePhaseBenchmarks"/> (S2, S3), <see cref="TrainingPhaseBenchmarks"/> (T2).
 /// </summary>
-[Config(typeof(WorkloadConfig))]
-public unsafe class PhaseBenchmarks
+public abstract unsafe class PhaseBenchmarks
 {
-    [Params("S2", "S3", "T2")]
-    public string Workload { get; set; } = "";
+    public abstract string Workload { get; set; }
 
     [Params(1, 2)]
     public int Threads { get; set; }
@@ -114,18 +114,14 @@ public unsafe class PhaseBenchmarks
     }
 
     /// <summary>dG W_hh (the recurrent half of dL/dh_{t-1}), T times (T2).</summary>
-    [Benchmark(Description = "recurrent-back")]
-    public void RecurrentBack()
+    protected void RecurrentBackPhase()
     {
-        if (Workload != "T2") return;
         for (int t = 0; t < _t; t++) _w.MulBack(_b, _dg + (long)t * _b * 4 * _h, 4 * _h, _w.Whh, _w.RecN, _dh, false);
     }
 
     /// <summary>The fused LSTM backward gate kernel, T times (T2).</summary>
-    [Benchmark(Description = "gates-back")]
-    public void GatesBack()
+    protected void GatesBackPhase()
     {
-        if (Workload != "T2") return;
         int gh = 4 * _h;
         for (int t = 0; t < _t; t++)
         {
@@ -140,10 +136,8 @@ public unsafe class PhaseBenchmarks
     }
 
     /// <summary>dW_ih += dG^T X and dW_hh += dG^T H over all steps (T2).</summary>
-    [Benchmark(Description = "weight-grads")]
-    public void WeightGradients()
+    protected void WeightGradientsPhase()
     {
-        if (Workload != "T2") return;
         int rows = _t * _b, gh = 4 * _h;
         fixed (float* x = _x)
         fixed (float* g = _net.Gradients.Data)
@@ -162,4 +156,32 @@ public unsafe class PhaseBenchmarks
         _net.Forward(_x, _t, _b, [], [], _y, _hN, [], _ws);
         if (Workload == "T2") _net.Backward(_ws, _dy, [], [], [], [], [], gradients: _net.Gradients);
     }
+}
+
+/// <summary>The inference workloads' phases (S2, S3).</summary>
+[Config(typeof(WorkloadConfig))]
+public class InferencePhaseBenchmarks : PhaseBenchmarks
+{
+    [Params("S2", "S3")]
+    public override string Workload { get; set; } = "";
+}
+
+/// <summary>The training workload's phases (T2), with the backward ones.</summary>
+[Config(typeof(WorkloadConfig))]
+public class TrainingPhaseBenchmarks : PhaseBenchmarks
+{
+    [Params("T2")]
+    public override string Workload { get; set; } = "";
+
+    /// <summary>dG W_hh (the recurrent half of dL/dh_{t-1}), T times.</summary>
+    [Benchmark(Description = "recurrent-back")]
+    public void RecurrentBack() => RecurrentBackPhase();
+
+    /// <summary>The fused LSTM backward gate kernel, T times.</summary>
+    [Benchmark(Description = "gates-back")]
+    public void GatesBack() => GatesBackPhase();
+
+    /// <summary>dW_ih += dG^T X and dW_hh += dG^T H over all steps.</summary>
+    [Benchmark(Description = "weight-grads")]
+    public void WeightGradients() => WeightGradientsPhase();
 }

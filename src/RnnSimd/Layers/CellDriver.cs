@@ -18,6 +18,9 @@ internal abstract unsafe class CellDriver
     /// <summary>Sequences (layer, direction) run split by batch rows so far, process-wide (tests).</summary>
     internal static long RowSplitRuns;
 
+    /// <summary>Multiply-adds per time step (B x GH x Hout) from which a step or sequence is split across threads (by units or rows).</summary>
+    internal const long UnitSplitThreshold = 128 * 1024;
+
     /// <summary>Rows (sequences) per thread from which an inference batch is split across threads by rows rather than by units.</summary>
     internal const int MinRowsPerPart = 8;
 
@@ -84,8 +87,6 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
     private readonly int _split;
     private readonly bool _cellState, _splitsByUnits;
 
-    /// <summary>Multiply-adds per time step (B x GH x Hout) from which an inference sequence is split across threads by units.</summary>
-    internal const long UnitSplitThreshold = 128 * 1024;
 
     public CellDriver(RecurrentOptions o)
     {

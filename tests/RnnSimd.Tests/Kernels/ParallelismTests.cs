@@ -168,6 +168,10 @@ public class ParallelismTests
             var state = net.CreateState();
             windows = SteadyStateAllocations(() => net.Step(state, x.AsSpan(0, 64), y.AsSpan(0, 256)), 10);
             Assert.True(windows[^1] == 0, "Step: " + string.Join(", ", windows));
+            var streams = Enumerable.Range(0, 64).Select(_ => net.CreateState()).ToArray();
+            var stepper = new MultiStreamStepper(net, 64);
+            windows = SteadyStateAllocations(() => stepper.Step(streams, x.AsSpan(0, 64 * 64), y.AsSpan(0, 64 * 256)), 10);
+            Assert.True(windows[^1] == 0, "stepper: " + string.Join(", ", windows));
             return 0;
         });
     }
