@@ -156,21 +156,25 @@ public class ParallelismTests
     }
 
     [Fact]
-    public void Inference_split_by_units_allocates_nothing()
+    public void Split_inference_steps_and_ticks_allocate_nothing_on_any_thread()
     {
         WithThreads(2, () =>
         {
             var net = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 64, 256), 9);
             float[] x = Data(4, 128 * 64), y = new float[128 * 256], hN = new float[256];
             var ws = net.CreateInferenceWorkspace(128, 1);
-            long[] windows = SteadyStateAllocations(() => net.Forward(x, 128, 1, [], [], y, hN, [], ws), 10);
+            long[] windows = SteadyStateAllocationsAllThreads(() => net.Forward(x, 128, 1, [], [], y, hN, [], ws), 10);
             Assert.True(windows[^1] == 0, string.Join(", ", windows));
+            var ws32 = net.CreateInferenceWorkspace(16, 32);
+            float[] x32 = Data(5, 16 * 32 * 64), y32 = new float[16 * 32 * 256], h32 = new float[32 * 256];
+            windows = SteadyStateAllocationsAllThreads(() => net.Forward(x32, 16, 32, [], [], y32, h32, [], ws32), 10);
+            Assert.True(windows[^1] == 0, "by rows: " + string.Join(", ", windows));
             var state = net.CreateState();
-            windows = SteadyStateAllocations(() => net.Step(state, x.AsSpan(0, 64), y.AsSpan(0, 256)), 10);
+            windows = SteadyStateAllocationsAllThreads(() => net.Step(state, x.AsSpan(0, 64), y.AsSpan(0, 256)), 10);
             Assert.True(windows[^1] == 0, "Step: " + string.Join(", ", windows));
             var streams = Enumerable.Range(0, 64).Select(_ => net.CreateState()).ToArray();
             var stepper = new MultiStreamStepper(net, 64);
-            windows = SteadyStateAllocations(() => stepper.Step(streams, x.AsSpan(0, 64 * 64), y.AsSpan(0, 64 * 256)), 10);
+            windows = SteadyStateAllocationsAllThreads(() => stepper.Step(streams, x.AsSpan(0, 64 * 64), y.AsSpan(0, 64 * 256)), 10);
             Assert.True(windows[^1] == 0, "stepper: " + string.Join(", ", windows));
             return 0;
         });

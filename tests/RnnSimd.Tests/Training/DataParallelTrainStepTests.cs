@@ -48,6 +48,9 @@ public class DataParallelTrainStepTests
                 norm += e * e;
             }
             Assert.True(Math.Sqrt(diff / norm) < 1e-4, $"{cell}: parameters normwise {Math.Sqrt(diff / norm):E3}");
+            // after the comparisons (it steps `a` on): steady-state steps allocate nothing on any thread
+            long[] windows = SteadyStateAllocationsAllThreads(() => a.Step(), 5);
+            Assert.True(windows[^1] == 0, $"{cell} data-parallel step allocates: " + string.Join(", ", windows));
             return 0;
         });
     }
