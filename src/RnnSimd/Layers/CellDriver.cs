@@ -51,6 +51,13 @@ internal abstract unsafe class CellDriver
     /// </summary>
     public abstract bool TryStreamStepUnits(LayerWeights[] layers, RecurrentState state, float* x);
 
+    /// <summary>
+    /// A batched step of gathered rows (a multi-stream tick: h in, h out, c in place) of every layer split across
+    /// threads by units, if the cell allows it and the step is large enough; false: nothing was done.
+    /// </summary>
+    public abstract bool TryStepRowsUnits(LayerWeights[] layers, int batch, float* x, float** h, float** hOut, float** c,
+        in RecurrentNetwork.StepScratch scratch);
+
     protected static void Copy(float* src, float* dst, int n) => new ReadOnlySpan<float>(src, n).CopyTo(new Span<float>(dst, n));
 
     protected static void Zero(float* dst, int n) => new Span<float>(dst, n).Clear();
@@ -203,6 +210,56 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
             return false;
         Interlocked.Increment(ref UnitSplitRuns);
         return true;
+    }
+
+    public override bool TryStepRowsUnits(LayerWeights[] layers, int batch, float* x, float** h, float** hOut, float** c,
+        in RecurrentNetwork.StepScratch scratch)
+    {
+        var w0 = layers[0];
+        if (!_splitsByUnits || Parallelism.MaxThreads < 2 || (long)batch * w0.GH * w0.Hout < UnitSplitThreshold) return false;
+        var job = new TickJob { Layers = layers, Batch = batch, X = x, H = h, HOut = hOut, C = c, Scratch = scratch };
+        if (!Parallelism.TryRun(&TickPart, Unsafe.AsPointer(ref job), Math.Min(Parallelism.MaxThreads, w0.H / LayerWeights.UnitGrain)))
+            return false;
+        Interlocked.Increment(ref UnitSplitRuns);
+        return true;
+    }
+
+    /// <summary>A multi-stream tick split across threads by units (on the caller's stack for the job's duration).</summary>
+    private struct TickJob
+    {
+        public LayerWeights[] Layers;
+        public int Batch;
+        public float* X;
+        public float** H, HOut, C;
+        public RecurrentNetwork.StepScratch Scratch;
+        public SpinBarrier Barrier;
+    }
+
+    /// <summary>
+    /// Part <paramref name="part"/> of a <see cref="TickJob"/>, layer by layer: its units' columns of the input
+    /// projection and of the recurrent product, its units' gates, c (in place) and new h (to HOut), then a barrier
+    /// before the next layer reads the whole new h.
+    /// </summary>
+    private static void TickPart(void* arg, int part, int parts)
+    {
+        ref TickJob j = ref Unsafe.AsRef<TickJob>(arg);
+        float* x = j.X;
+        for (int l = 0; l < j.Layers.Length; l++)
+        {
+            var w = j.Layers[l];
+            int grains = w.H / LayerWeights.UnitGrain;
+            int u0 = grains * part / parts * LayerWeights.UnitGrain, u1 = grains * (part + 1) / parts * LayerWeights.UnitGrain;
+            if (l > 0) j.Barrier.SignalAndWait(parts); // the previous layer's new h (this layer's x) is complete
+            var st = new CellStep
+            {
+                Batch = j.Batch, Panels = true, Gx = j.Scratch.Gx, HPrev = j.H[l], HNew = j.HOut[l], CPrev = j.C == null ? null : j.C[l],
+                CNew = j.C == null ? null : j.C[l], Gates = j.Scratch.Gates, Gh = j.Scratch.Gh, TanhC = j.Scratch.TanhC, M = j.Scratch.M,
+                RH = j.Scratch.RH,
+            };
+            Gemm.RunColumnBlocks(w.K.Isa, j.Batch, x, w.In, w.WihT, w.GH / w.H, w.H, u0, u1 - u0, 0f, st.Gx, w.GH);
+            TCell.ForwardUnits(w, ref st, u0, u1);
+            x = j.HOut[l];
+        }
     }
 
     /// <summary>One streaming step of all layers split across threads by units (on the caller's stack for the job's duration).</summary>

@@ -24,7 +24,7 @@ public sealed unsafe class MultiStreamStepper
     private readonly RecurrentNetwork _net;
     private readonly bool _cellState;
     private Arena? _arena;
-    private float*[] _h = [], _c = [];
+    private float*[] _h = [], _hOut = [], _c = [];
     private RecurrentNetwork.StepScratch _scratch;
 
     /// <summary>Creates a stepper for up to <paramref name="capacity"/> streams per tick (it grows, explicitly, if a tick has more).</summary>
@@ -52,12 +52,12 @@ public sealed unsafe class MultiStreamStepper
         if (_arena is not null && capacity <= Capacity) return false;
         var o = _net.Options;
         int L = o.NumLayers, H = o.HiddenSize, Hout = o.OutputHidden, GH = o.GateCount * H, N = capacity;
-        RecurrentOptions.CheckBudget(4m * N * (3m * GH + 3m * H + L * (Hout + (decimal)H)), nameof(capacity), $"a stepper for {N} streams");
+        RecurrentOptions.CheckBudget(4m * N * (3m * GH + 3m * H + L * (2m * Hout + H)), nameof(capacity), $"a stepper for {N} streams");
         var list = new List<(string, int[])>
         {
             ("gx", [N * GH]), ("gates", [N * GH]), ("gh", [N * GH]), ("tanhc", [N * H]), ("m", [N * H]), ("rh", [N * H]),
         };
-        for (int l = 0; l < L; l++) { list.Add(($"h{l}", [N * Hout])); list.Add(($"c{l}", [N * H])); }
+        for (int l = 0; l < L; l++) { list.Add(($"h{l}", [N * Hout])); list.Add(($"ho{l}", [N * Hout])); list.Add(($"c{l}", [N * H])); }
         var arena = new Arena(list);
         _scratch = new RecurrentNetwork.StepScratch
         {
@@ -65,8 +65,9 @@ public sealed unsafe class MultiStreamStepper
             M = arena.Pointer("m"), RH = arena.Pointer("rh"),
         };
         _h = new float*[L];
+        _hOut = new float*[L];
         _c = new float*[L];
-        for (int l = 0; l < L; l++) { _h[l] = arena.Pointer($"h{l}"); _c[l] = arena.Pointer($"c{l}"); }
+        for (int l = 0; l < L; l++) { _h[l] = arena.Pointer($"h{l}"); _hOut[l] = arena.Pointer($"ho{l}"); _c[l] = arena.Pointer($"c{l}"); }
         _arena = arena;
         Capacity = capacity;
         Generation++;
@@ -104,18 +105,18 @@ public sealed unsafe class MultiStreamStepper
             }
         }
         fixed (float* x = inputs)
-        fixed (float** h = _h, c = _c)
-            _net.StepRows(N, x, h, _cellState ? c : null, _scratch);
+        fixed (float** h = _h, hOut = _hOut, c = _c)
+            _net.StepRows(N, x, h, hOut, _cellState ? c : null, _scratch);
         for (int n = 0; n < N; n++)
         {
             var s = streams[n]!;
             for (int l = 0; l < L; l++)
             {
-                Copy(_h[l] + n * Hout, s.HiddenPointer(l), Hout);
+                Copy(_hOut[l] + n * Hout, s.HiddenPointer(l), Hout);
                 if (_cellState) Copy(_c[l] + n * H, s.C[l], H);
             }
         }
-        new ReadOnlySpan<float>(_h[L - 1], N * Hout).CopyTo(outputs);
+        new ReadOnlySpan<float>(_hOut[L - 1], N * Hout).CopyTo(outputs);
     }
 
     private static void Copy(float* src, float* dst, int n) => new ReadOnlySpan<float>(src, n).CopyTo(new Span<float>(dst, n));

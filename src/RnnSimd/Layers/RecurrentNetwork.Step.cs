@@ -60,20 +60,24 @@ public sealed unsafe partial class RecurrentNetwork
         }
     }
 
-    /// <summary>One batched step of B rows of gathered streams: x (B, I), h (B, Hout) and c (B, H) per layer, in place.</summary>
-    internal void StepRows(int batch, float* x, float** h, float** c, in StepScratch scratch)
+    /// <summary>
+    /// One batched step of B rows of gathered streams: x (B, I); per layer h (B, Hout) in, the new h to
+    /// <paramref name="hOut"/> (B, Hout), and c (B, H) in place. Split across threads by units when large enough.
+    /// </summary>
+    internal void StepRows(int batch, float* x, float** h, float** hOut, float** c, in StepScratch scratch)
     {
+        if (_driver.TryStepRowsUnits(_layers, batch, x, h, hOut, c, scratch)) return;
         for (int l = 0; l < Options.NumLayers; l++)
         {
             var w = _layers[l];
             var st = new CellStep
             {
-                Batch = batch, Panels = true, Gx = scratch.Gx, HPrev = h[l], HNew = h[l], CPrev = c == null ? null : c[l], CNew = c == null ? null : c[l], Gates = scratch.Gates, Gh = scratch.Gh,
+                Batch = batch, Panels = true, Gx = scratch.Gx, HPrev = h[l], HNew = hOut[l], CPrev = c == null ? null : c[l], CNew = c == null ? null : c[l], Gates = scratch.Gates, Gh = scratch.Gh,
                 TanhC = scratch.TanhC, M = scratch.M, RH = scratch.RH,
             };
             Kernels.Gemm(false, batch, 1f, S(x, (long)batch * w.In), w.In, w.WihT, 0f, S(st.Gx, (long)batch * w.GH), w.GH);
             _driver.Step(w, ref st);
-            x = h[l];
+            x = hOut[l];
         }
     }
 

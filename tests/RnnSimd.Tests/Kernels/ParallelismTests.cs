@@ -155,6 +155,44 @@ public class ParallelismTests
         }
     }
 
+    /// <summary>
+    /// A multi-stream tick split across threads by units (each thread its units' columns of both products, its gates,
+    /// a barrier per layer): bitwise one thread's, two layers, 6 ticks, every kernel set; the path must have run. An
+    /// LSTM with a projection is not split and must give the same results too.
+    /// </summary>
+    [Theory]
+    [InlineData(CellType.Lstm, 128, 0)]
+    [InlineData(CellType.Gru, 96, 0)]
+    [InlineData(CellType.RnnTanh, 128, 0)]
+    [InlineData(CellType.Lstm, 128, 40)]
+    public void Multi_stream_tick_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int proj)
+    {
+        const int N = 21, ticks = 6, I = 24;
+        var o = new RecurrentOptions(cell, I, hidden, 2, ProjSize: proj);
+        float[] x = Data(31, ticks * N * I);
+        foreach (var set in Sets)
+        {
+            float[] Run(int threads) => WithThreads<float[]>(threads, () =>
+            {
+                var net = new RecurrentNetwork(o, 8, set);
+                var streams = Enumerable.Range(0, N).Select(_ => net.CreateState()).ToArray();
+                var stepper = new MultiStreamStepper(net, N);
+                float[] ys = new float[ticks * N * o.OutputHidden];
+                for (int t = 0; t < ticks; t++)
+                    stepper.Step(streams, x.AsSpan(t * N * I, N * I), ys.AsSpan(t * N * o.OutputHidden, N * o.OutputHidden));
+                return [.. ys, .. streams.SelectMany(s => s.Hidden(0).ToArray())];
+            });
+            long before = Interlocked.Read(ref CellDriver.UnitSplitRuns);
+            float[] one = Run(1);
+            Assert.Equal(before, Interlocked.Read(ref CellDriver.UnitSplitRuns));
+            AssertBitwiseEqual($"{set} {cell} 2 threads", one, Run(2));
+            AssertBitwiseEqual($"{set} {cell} 3 threads", one, Run(3));
+            long runs = Interlocked.Read(ref CellDriver.UnitSplitRuns) - before;
+            if (proj == 0) Assert.True(runs >= 2 * ticks, "the split-by-units tick did not run");
+            else Assert.Equal(0, runs);
+        }
+    }
+
     [Fact]
     public void Split_inference_steps_and_ticks_allocate_nothing_on_any_thread()
     {
