@@ -62,6 +62,13 @@ internal abstract unsafe class CellDriver
 
     protected static void Zero(float* dst, int n) => new Span<float>(dst, n).Clear();
 
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/>'s hidden units: whole grains of <see cref="LayerWeights.UnitGrain"/>.</summary>
+    protected static (int U0, int U1) UnitRange(int hidden, int part, int parts)
+    {
+        int grains = hidden / LayerWeights.UnitGrain;
+        return (grains * part / parts * LayerWeights.UnitGrain, grains * (part + 1) / parts * LayerWeights.UnitGrain);
+    }
+
     protected static bool Active(int* lengths, int b, int t) => lengths == null || t < lengths[b];
 
     /// <summary>
@@ -247,8 +254,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         for (int l = 0; l < j.Layers.Length; l++)
         {
             var w = j.Layers[l];
-            int grains = w.H / LayerWeights.UnitGrain;
-            int u0 = grains * part / parts * LayerWeights.UnitGrain, u1 = grains * (part + 1) / parts * LayerWeights.UnitGrain;
+            var (u0, u1) = UnitRange(w.H, part, parts);
             if (l > 0) j.Barrier.SignalAndWait(parts); // the previous layer's new h (this layer's x) is complete
             var st = new CellStep
             {
@@ -282,8 +288,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         for (int l = 0; l < j.Layers.Length; l++)
         {
             var w = j.Layers[l];
-            int grains = w.H / LayerWeights.UnitGrain;
-            int u0 = grains * part / parts * LayerWeights.UnitGrain, u1 = grains * (part + 1) / parts * LayerWeights.UnitGrain;
+            var (u0, u1) = UnitRange(w.H, part, parts);
             float* xh = j.State.XH[l];
             if (l > 0) j.Barrier.SignalAndWait(parts); // the previous layer's h (this layer's x) is complete
             if (x != xh)
@@ -392,8 +397,9 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
     {
         ref UnitJob j = ref Unsafe.AsRef<UnitJob>(arg);
         var w = j.W;
-        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D, grains = H / LayerWeights.UnitGrain;
-        int u0 = grains * part / parts * LayerWeights.UnitGrain, u1 = grains * (part + 1) / parts * LayerWeights.UnitGrain, n = u1 - u0;
+        int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D;
+        var (u0, u1) = UnitRange(H, part, parts);
+        int n = u1 - u0;
         bool cellState = j.CellState;
         float* h = j.S.HA, hNext = j.S.HB, c = cellState ? j.S.CA : null, cNext = cellState ? j.S.CB : null;
         for (int b = 0; b < B; b++)
