@@ -306,6 +306,10 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         }
     }
 
+    // The jobs below live in the calling frame, which stays blocked in Parallelism.TryRun until every part has returned;
+    // workers reach them through a pointer. Their managed fields (weights, states) are roots of that frame, so the GC
+    // keeps them alive and updates them if it moves an object; each part copies what it needs into its own locals.
+
     /// <summary>An inference batch split across threads by rows (on the caller's stack for the job's duration).</summary>
     private struct RowJob
     {
