@@ -239,17 +239,7 @@ internal static class Gemm
                             int mrEff = Math.Min(mr, mc - ir);
                             float* ap = bufA + (nint)ir * kc;
                             float* cp = c + (nint)(ic + ir) * ldc + jc + jr;
-                            if (mrEff == mr && nrEff == nr)
-                            {
-                                TK.Run(kc, ap, bp, cp, ldc, alpha, betaBlock);
-                            }
-                            else
-                            {
-                                TK.Run(kc, ap, bp, tile, nr, 1f, 0f);
-                                for (int i = 0; i < mrEff; i++)
-                                    for (int j = 0; j < nrEff; j++)
-                                        WriteOut(ref cp[(nint)i * ldc + j], tile[i * nr + j], alpha, betaBlock);
-                            }
+                            Tile<TK>(kc, ap, bp, cp, ldc, mrEff, nrEff, alpha, betaBlock, tile);
                         }
                     }
                 }
@@ -316,22 +306,31 @@ internal static class Gemm
                             int mrEff = Math.Min(mr, mc - ir);
                             float* ap = bufA + (nint)ir * kc;
                             float* cp = c + (nint)(ic + ir) * ldc + col;
-                            if (mrEff == mr && nrEff == nr)
-                            {
-                                TK.Run(kc, ap, bp, cp, ldc, 1f, betaBlock);
-                            }
-                            else
-                            {
-                                TK.Run(kc, ap, bp, tile, nr, 1f, 0f);
-                                for (int i = 0; i < mrEff; i++)
-                                    for (int j = 0; j < nrEff; j++)
-                                        WriteOut(ref cp[(nint)i * ldc + j], tile[i * nr + j], 1f, betaBlock);
-                            }
+                            Tile<TK>(kc, ap, bp, cp, ldc, mrEff, nrEff, 1f, betaBlock, tile);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// One micro-tile: straight into C when whole, else computed into <paramref name="tile"/> (MR x NR) and written out
+    /// element by element with the same arithmetic (ragged edges).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile<TK>(int kc, float* ap, float* bp, float* cp, int ldc, int mrEff, int nrEff, float alpha, float beta,
+        float* tile) where TK : IGemmMicroKernel
+    {
+        if (mrEff == TK.MR && nrEff == TK.NR)
+        {
+            TK.Run(kc, ap, bp, cp, ldc, alpha, beta);
+            return;
+        }
+        TK.Run(kc, ap, bp, tile, TK.NR, 1f, 0f);
+        for (int i = 0; i < mrEff; i++)
+            for (int j = 0; j < nrEff; j++)
+                WriteOut(ref cp[(nint)i * ldc + j], tile[i * TK.NR + j], alpha, beta);
     }
 
     /// <summary>A 64-byte-aligned pinned per-thread buffer of at least <paramref name="floats"/> floats, grown on first use.</summary>

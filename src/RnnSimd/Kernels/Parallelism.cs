@@ -68,7 +68,9 @@ public static unsafe class Parallelism
         if (parts < 2) return false;
         if (s_workers.Length == 0) { lock (s_gate) EnsureWorkers(s_maxThreads - 1); }
         parts = Math.Min(parts, Math.Min(s_maxThreads, s_workers.Length + 1));
-        if (parts < 2 || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0) return false;
+        // Read before the compare-exchange: a kernel called inside a running job (every step of a split sequence) finds
+        // the workers busy by a plain read, without taking the shared line exclusively from the other cores.
+        if (parts < 2 || Volatile.Read(ref s_busy) != 0 || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0) return false;
         s_fn = fn;
         s_arg = arg;
         s_parts = parts;

@@ -72,24 +72,26 @@ internal abstract unsafe class CellDriver
     protected static bool Active(int* lengths, int b, int t) => lengths == null || t < lengths[b];
 
     /// <summary>
-    /// After step t: each active row's h goes to its place in the layer output (T, B, D*Hout) at direction d; a row past
-    /// its sequence's end keeps its previous h (and c) and outputs zero.
+    /// After step t, for rows [b0, b0 + n) of the B rows and the columns [u, u + hCols) of h ([u, u + cCols) of c; a
+    /// thread's share when a sequence is split): each active row's h goes to its place in the layer output (T, B, D*Hout)
+    /// at direction d; a row past its sequence's end keeps its previous h (and c) and outputs zero. The h and c pointers
+    /// are the buffers' row 0.
     /// </summary>
-    protected static void Emit(int t, int B, int Hout, int H, int D, int d, int* lengths, float* hPrev, float* hNew, float* cPrev,
-        float* cNew, float* layerOut)
+    protected static void Emit(int t, int B, int b0, int n, int u, int hCols, int cCols, int Hout, int H, int D, int d, int* lengths,
+        float* hPrev, float* hNew, float* cPrev, float* cNew, float* layerOut)
     {
-        for (int b = 0; b < B; b++)
+        for (int b = b0; b < b0 + n; b++)
         {
-            float* dst = layerOut + ((long)t * B + b) * D * Hout + d * Hout;
+            float* dst = layerOut + ((long)t * B + b) * D * Hout + d * Hout + u;
             if (Active(lengths, b, t))
             {
-                Copy(hNew + b * Hout, dst, Hout);
+                Copy(hNew + b * Hout + u, dst, hCols);
             }
             else
             {
-                Copy(hPrev + b * Hout, hNew + b * Hout, Hout);
-                if (cPrev != null) Copy(cPrev + b * H, cNew + b * H, H);
-                Zero(dst, Hout);
+                Copy(hPrev + b * Hout + u, hNew + b * Hout + u, hCols);
+                if (cPrev != null) Copy(cPrev + b * H + u, cNew + b * H + u, cCols);
+                Zero(dst, hCols);
             }
         }
     }
@@ -147,37 +149,25 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
             st.HNew = st.HPrev + B * Hout;
             if (_cellState) { st.CPrev = r.Cs + row * H; st.CNew = st.CPrev + B * H; }
             TCell.Forward(w, ref st);
-            Emit(t, B, Hout, H, D, d, lengths, st.HPrev, st.HNew, st.CPrev, st.CNew, layerOut);
+            Emit(t, B, 0, B, 0, Hout, H, Hout, H, D, d, lengths, st.HPrev, st.HNew, st.CPrev, st.CNew, layerOut);
         }
     }
 
     public override void ForwardInfer(LayerWeights w, in SequenceWorkspace.Scratch s, float* x, int T, int B, float* h0, float* c0,
         float* layerOut, int D, int* lengths, float* hN, float* cN)
     {
-        if (Parallelism.MaxThreads > 1 && B >= 2 * MinRowsPerPart && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
+        bool byRows = B >= 2 * MinRowsPerPart; // enough sequences: each thread its own, nothing shared per step
+        if (Parallelism.MaxThreads > 1 && (byRows || _splitsByUnits) && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
         {
-            // Enough sequences: each thread runs its own rows through the whole sequence, nothing shared per step.
-            var rowJob = new RowJob
-            {
-                W = w, S = s, X = x, T = T, B = B, H0 = h0, C0 = c0, LayerOut = layerOut, D = D, Lengths = lengths, HN = hN, CN = cN,
-                CellState = _cellState,
-            };
-            if (Parallelism.TryRun(&RowPart, Unsafe.AsPointer(ref rowJob), Math.Min(Parallelism.MaxThreads, B / MinRowsPerPart)))
-            {
-                Interlocked.Increment(ref RowSplitRuns);
-                return;
-            }
-        }
-        else if (_splitsByUnits && Parallelism.MaxThreads > 1 && (long)B * w.GH * w.Hout >= UnitSplitThreshold)
-        {
-            var job = new UnitJob
+            var job = new SequenceJob
             {
                 W = w, S = s, X = x, T = T, B = B, H0 = h0, C0 = c0, LayerOut = layerOut, D = D, Lengths = lengths, HN = hN, CN = cN,
                 Chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T), CellState = _cellState,
             };
-            if (Parallelism.TryRun(&UnitPart, Unsafe.AsPointer(ref job), Math.Min(Parallelism.MaxThreads, w.H / LayerWeights.UnitGrain)))
+            int parts = Math.Min(Parallelism.MaxThreads, byRows ? B / MinRowsPerPart : w.H / LayerWeights.UnitGrain);
+            if (Parallelism.TryRun(byRows ? &RowPart : &UnitPart, Unsafe.AsPointer(ref job), parts))
             {
-                Interlocked.Increment(ref UnitSplitRuns);
+                Interlocked.Increment(ref byRows ? ref RowSplitRuns : ref UnitSplitRuns);
                 return;
             }
         }
@@ -199,7 +189,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
                 st.Gx = s.Gx + (long)(t - t0) * B * GH;
                 st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
                 TCell.Forward(w, ref st);
-                Emit(t, B, Hout, H, D, d, lengths, h, hNext, c, cNext, layerOut);
+                Emit(t, B, 0, B, 0, Hout, H, Hout, H, D, d, lengths, h, hNext, c, cNext, layerOut);
                 float* swap = h; h = hNext; hNext = swap;
                 swap = c; c = cNext; cNext = swap;
             }
@@ -310,35 +300,35 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
     // workers reach them through a pointer. Their managed fields (weights, states) are roots of that frame, so the GC
     // keeps them alive and updates them if it moves an object; each part copies what it needs into its own locals.
 
-    /// <summary>An inference batch split across threads by rows (on the caller's stack for the job's duration).</summary>
-    private struct RowJob
+    /// <summary>An inference sequence split across threads, by rows or by units (on the caller's stack for the job's duration).</summary>
+    private struct SequenceJob
     {
         public LayerWeights W;
         public SequenceWorkspace.Scratch S;
         public float* X, H0, C0, LayerOut, HN, CN;
         public int* Lengths;
-        public int T, B, D;
+        public int T, B, D, Chunk;
         public bool CellState;
+        public SpinBarrier Barrier; // by units only
     }
 
     /// <summary>
-    /// Part <paramref name="part"/> of a <see cref="RowJob"/>: rows [b0, b1) through every step, in their own rows of
+    /// Part <paramref name="part"/> of a <see cref="SequenceJob"/> split by rows: rows [b0, b1) through every step, in their own rows of
     /// the workspace's scratch, with no synchronisation until the end. Rows are independent sequences and every kernel
     /// computes a row the same way for any number of rows (GEMM panels even for a single row: <see cref="CellStep.Panels"/>),
     /// so the output is bitwise the one-thread result.
     /// </summary>
     private static void RowPart(void* arg, int part, int parts)
     {
-        ref RowJob j = ref Unsafe.AsRef<RowJob>(arg);
+        ref SequenceJob j = ref Unsafe.AsRef<SequenceJob>(arg);
         var w = j.W;
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D;
         int b0 = B * part / parts, b1 = B * (part + 1) / parts, n = b1 - b0;
         bool cellState = j.CellState;
-        int chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T);
-        float* h = j.S.HA + b0 * Hout, hNext = j.S.HB + b0 * Hout;
-        float* c = cellState ? j.S.CA + b0 * H : null, cNext = cellState ? j.S.CB + b0 * H : null;
-        if (j.H0 == null) Zero(h, n * Hout); else Copy(j.H0 + b0 * Hout, h, n * Hout);
-        if (cellState) { if (j.C0 == null) Zero(c, n * H); else Copy(j.C0 + b0 * H, c, n * H); }
+        int chunk = j.Chunk;
+        float* h = j.S.HA, hNext = j.S.HB, c = cellState ? j.S.CA : null, cNext = cellState ? j.S.CB : null; // row 0
+        if (j.H0 == null) Zero(h + b0 * Hout, n * Hout); else Copy(j.H0 + b0 * Hout, h + b0 * Hout, n * Hout);
+        if (cellState) { if (j.C0 == null) Zero(c + b0 * H, n * H); else Copy(j.C0 + b0 * H, c + b0 * H, n * H); }
         var st = new CellStep
         {
             Batch = n, Panels = true, Gates = j.S.Gates + (long)b0 * GH, Gh = j.S.Gh + (long)b0 * GH,
@@ -355,51 +345,27 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
             {
                 int t = d == 0 ? s0 + i : T - 1 - s0 - i;
                 st.Gx = j.S.Gx + ((long)(t - t0) * B + b0) * GH;
-                st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
+                st.HPrev = h + b0 * Hout; st.HNew = hNext + b0 * Hout;
+                st.CPrev = cellState ? c + b0 * H : null; st.CNew = cellState ? cNext + b0 * H : null;
                 TCell.Forward(w, ref st);
-                for (int b = 0; b < n; b++)
-                {
-                    float* dst = j.LayerOut + ((long)t * B + b0 + b) * D * Hout + d * Hout;
-                    if (Active(j.Lengths, b0 + b, t))
-                    {
-                        Copy(hNext + b * Hout, dst, Hout);
-                    }
-                    else
-                    {
-                        Copy(h + b * Hout, hNext + b * Hout, Hout);
-                        if (cellState) Copy(c + b * H, cNext + b * H, H);
-                        Zero(dst, Hout);
-                    }
-                }
+                Emit(t, B, b0, n, 0, Hout, H, Hout, H, D, d, j.Lengths, h, hNext, c, cNext, j.LayerOut);
                 float* swap = h; h = hNext; hNext = swap;
                 swap = c; c = cNext; cNext = swap;
             }
         }
-        if (j.HN != null) Copy(h, j.HN + b0 * Hout, n * Hout);
-        if (j.CN != null && cellState) Copy(c, j.CN + b0 * H, n * H);
-    }
-
-    /// <summary>One inference sequence split across threads by hidden units (on the caller's stack for the job's duration).</summary>
-    private struct UnitJob
-    {
-        public LayerWeights W;
-        public SequenceWorkspace.Scratch S;
-        public float* X, H0, C0, LayerOut, HN, CN;
-        public int* Lengths;
-        public int T, B, D, Chunk;
-        public bool CellState;
-        public SpinBarrier Barrier;
+        if (j.HN != null) Copy(h + b0 * Hout, j.HN + b0 * Hout, n * Hout);
+        if (j.CN != null && cellState) Copy(c + b0 * H, j.CN + b0 * H, n * H);
     }
 
     /// <summary>
-    /// Part <paramref name="part"/> of a <see cref="UnitJob"/>: hidden units [u0, u1) of every step. The part computes its
+    /// Part <paramref name="part"/> of a <see cref="SequenceJob"/> split by units: hidden units [u0, u1) of every step. The part computes its
     /// units' columns of each chunk's input projection, then every step's products, gates, c and h for its units only,
     /// and meets the other parts at a barrier after each step (the next step reads all of h). Each value is computed
     /// exactly as on one thread, so the output is bitwise the same for any number of parts.
     /// </summary>
     private static void UnitPart(void* arg, int part, int parts)
     {
-        ref UnitJob j = ref Unsafe.AsRef<UnitJob>(arg);
+        ref SequenceJob j = ref Unsafe.AsRef<SequenceJob>(arg);
         var w = j.W;
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D;
         var (u0, u1) = UnitRange(H, part, parts);
@@ -424,20 +390,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
                 st.Gx = j.S.Gx + (long)(t - t0) * B * GH;
                 st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
                 TCell.ForwardUnits(w, ref st, u0, u1);
-                for (int b = 0; b < B; b++)
-                {
-                    float* dst = j.LayerOut + ((long)t * B + b) * D * Hout + d * Hout + u0;
-                    if (Active(j.Lengths, b, t))
-                    {
-                        Copy(hNext + b * Hout + u0, dst, n);
-                    }
-                    else
-                    {
-                        Copy(h + b * Hout + u0, hNext + b * Hout + u0, n);
-                        if (cellState) Copy(c + b * H + u0, cNext + b * H + u0, n);
-                        Zero(dst, n);
-                    }
-                }
+                Emit(t, B, 0, B, u0, n, n, Hout, H, D, d, j.Lengths, h, hNext, c, cNext, j.LayerOut);
                 j.Barrier.SignalAndWait(parts);
                 float* swap = h; h = hNext; hNext = swap;
                 swap = c; c = cNext; cNext = swap;
