@@ -93,7 +93,7 @@ public static class StateDict
         SafeTensorsWriter.Write(path, Tensors(network), meta);
     }
 
-    /// <summary>The options as string metadata (cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size, gru_linear_before_reset).</summary>
+    /// <summary>The options as string metadata (cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size, gru_linear_before_reset, reverse).</summary>
     public static Dictionary<string, string> Describe(RecurrentOptions o) => new()
     {
         ["cell"] = o.CellName,
@@ -104,6 +104,7 @@ public static class StateDict
         ["bias"] = o.Bias ? "true" : "false",
         ["proj_size"] = o.ProjSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["gru_linear_before_reset"] = o.GruLinearBeforeReset ? "true" : "false",
+        ["reverse"] = o.Reverse ? "true" : "false",
     };
 
     /// <summary>Reads options from metadata written by <see cref="Describe"/> (or a CASE file); absent optional keys take PyTorch's defaults.</summary>
@@ -128,7 +129,8 @@ public static class StateDict
         try { cell = RecurrentOptions.ParseCell(Req("cell")); }
         catch (ArgumentException e) { throw new InvalidDataException(e.Message); }
         var o = new RecurrentOptions(cell, Int("input_size"), Int("hidden_size"), Int("num_layers", 1),
-            Bool("bidirectional", false), Bool("bias", true), Int("proj_size", 0), Bool("gru_linear_before_reset", true));
+            Bool("bidirectional", false), Bool("bias", true), Int("proj_size", 0), Bool("gru_linear_before_reset", true),
+            Bool("reverse", false));
         try { o.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"invalid network shape in metadata: {e.Message}"); }
         return o;

@@ -125,8 +125,9 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         float* layerOut, int D, int* lengths)
     {
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, TB = T * B;
+        bool rev = w.Reverse;
         float* xp = x;
-        if (d == 1)
+        if (rev)
         {
             for (int s = 0; s < T; s++) Copy(x + (long)(T - 1 - s) * B * In, r.XRev + (long)s * B * In, B * In);
             xp = r.XRev;
@@ -138,7 +139,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         bool products = r.DGh != null;
         for (int s = 0; s < T; s++)
         {
-            int t = d == 0 ? s : T - 1 - s;
+            int t = !rev ? s : T - 1 - s;
             long row = (long)s * B;
             var st = new CellStep
             {
@@ -172,6 +173,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
             }
         }
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction;
+        bool rev = w.Reverse;
         int chunk = Math.Clamp(SequenceWorkspace.InferenceChunkRows / B, 1, T);
         float* h = s.HA, hNext = s.HB, c = _cellState ? s.CA : null, cNext = _cellState ? s.CB : null;
         if (h0 == null) Zero(h, B * Hout); else Copy(h0, h, B * Hout);
@@ -180,12 +182,12 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         for (int s0 = 0; s0 < T; s0 += chunk)
         {
             int n = Math.Min(chunk, T - s0);
-            int t0 = d == 0 ? s0 : T - s0 - n; // the chunk covers times t0 .. t0 + n - 1, contiguous in x
+            int t0 = !rev ? s0 : T - s0 - n; // the chunk covers times t0 .. t0 + n - 1, contiguous in x
             w.K.Gemm(false, n * B, 1f, new ReadOnlySpan<float>(x + (long)t0 * B * In, n * B * In), In, w.WihT, 0f,
                 new Span<float>(s.Gx, n * B * GH), GH);
             for (int i = 0; i < n; i++)
             {
-                int t = d == 0 ? s0 + i : T - 1 - s0 - i;
+                int t = !rev ? s0 + i : T - 1 - s0 - i;
                 st.Gx = s.Gx + (long)(t - t0) * B * GH;
                 st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
                 TCell.Forward(w, ref st);
@@ -323,6 +325,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         ref SequenceJob j = ref Unsafe.AsRef<SequenceJob>(arg);
         var w = j.W;
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D;
+        bool rev = w.Reverse;
         int b0 = B * part / parts, b1 = B * (part + 1) / parts, n = b1 - b0;
         bool cellState = j.CellState;
         int chunk = j.Chunk;
@@ -337,13 +340,13 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         for (int s0 = 0; s0 < T; s0 += chunk)
         {
             int rows = Math.Min(chunk, T - s0);
-            int t0 = d == 0 ? s0 : T - s0 - rows;
+            int t0 = !rev ? s0 : T - s0 - rows;
             for (int i = 0; i < rows; i++) // this part's rows of each step of the chunk (the same per-element arithmetic as one GEMM)
                 w.K.Gemm(false, n, 1f, new ReadOnlySpan<float>(j.X + ((long)(t0 + i) * B + b0) * In, n * In), In, w.WihT, 0f,
                     new Span<float>(j.S.Gx + ((long)i * B + b0) * GH, n * GH), GH);
             for (int i = 0; i < rows; i++)
             {
-                int t = d == 0 ? s0 + i : T - 1 - s0 - i;
+                int t = !rev ? s0 + i : T - 1 - s0 - i;
                 st.Gx = j.S.Gx + ((long)(t - t0) * B + b0) * GH;
                 st.HPrev = h + b0 * Hout; st.HNew = hNext + b0 * Hout;
                 st.CPrev = cellState ? c + b0 * H : null; st.CNew = cellState ? cNext + b0 * H : null;
@@ -368,6 +371,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         ref SequenceJob j = ref Unsafe.AsRef<SequenceJob>(arg);
         var w = j.W;
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, d = w.Direction, T = j.T, B = j.B, D = j.D;
+        bool rev = w.Reverse;
         var (u0, u1) = UnitRange(H, part, parts);
         int n = u1 - u0;
         bool cellState = j.CellState;
@@ -382,11 +386,11 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         for (int s0 = 0; s0 < T; s0 += j.Chunk)
         {
             int rows = Math.Min(j.Chunk, T - s0);
-            int t0 = d == 0 ? s0 : T - s0 - rows;
+            int t0 = !rev ? s0 : T - s0 - rows;
             Gemm.RunColumnBlocks(w.K.Isa, rows * B, j.X + (long)t0 * B * In, In, w.WihT, GH / H, H, u0, n, 0f, j.S.Gx, GH);
             for (int i = 0; i < rows; i++)
             {
-                int t = d == 0 ? s0 + i : T - 1 - s0 - i;
+                int t = !rev ? s0 + i : T - 1 - s0 - i;
                 st.Gx = j.S.Gx + (long)(t - t0) * B * GH;
                 st.HPrev = h; st.HNew = hNext; st.CPrev = c; st.CNew = cNext;
                 TCell.ForwardUnits(w, ref st, u0, u1);
@@ -408,6 +412,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
     {
         var k = w.K;
         int H = w.H, Hout = w.Hout, GH = w.GH, In = w.In, P = w.P, d = w.Direction, TB = T * B;
+        bool rev = w.Reverse;
         float* carry = r.DHCarry, dh = r.DH;
         if (dhN == null) Zero(carry, B * Hout); else Copy(dhN, carry, B * Hout);
         if (_cellState) { if (dcN == null) Zero(r.DC, B * H); else Copy(dcN, r.DC, B * H); }
@@ -416,7 +421,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         float* dGh = products ? r.DGh : dGx;
         for (int s = T - 1; s >= 0; s--)
         {
-            int t = d == 0 ? s : T - 1 - s;
+            int t = !rev ? s : T - 1 - s;
             long row = (long)s * B;
             // dL/dh_t = carried gradient + this step's output gradient (a padded step's output is a constant 0)
             for (int b = 0; b < B; b++)
@@ -447,7 +452,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         }
 
         // Weight gradients of all steps at once (rows in processing order): dW_ih += dG^T X, then the cell's recurrent weights.
-        float* xp = d == 1 ? r.XRev : x;
+        float* xp = rev ? r.XRev : x;
         k.Gemm(true, false, GH, In, TB, 1f, new ReadOnlySpan<float>(dGx, TB * GH), GH, new ReadOnlySpan<float>(xp, TB * In), In,
             1f, new Span<float>(grads + w.OWih, GH * In), In);
         TCell.RecurrentGradients(w, new CellSequence { Rows = TB, Hs = r.Hs, DGh = dGh, M = r.M, DHs = r.DHs, RH = r.RH }, grads);
@@ -464,7 +469,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
 
         // dL/dinput of this layer: dX (+)= dG W_ih, un-reversed for the reverse direction.
         if (dX == null) return;
-        if (d == 0)
+        if (!rev)
         {
             k.Gemm(false, false, TB, In, GH, 1f, new ReadOnlySpan<float>(dGx, TB * GH), GH, new ReadOnlySpan<float>(w.Wih, GH * In), In,
                 1f, new Span<float>(dX, TB * In), In);

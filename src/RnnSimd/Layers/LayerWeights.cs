@@ -19,6 +19,8 @@ namespace RnnSimd.Layers;
 internal sealed unsafe class LayerWeights
 {
     public readonly int Layer, Direction, In, H, Hout, P, GH, Split;
+    /// <summary>Whether this layer runs backward in time: the reverse direction of a bidirectional layer, or a <see cref="RecurrentOptions.Reverse"/> network.</summary>
+    public readonly bool Reverse;
     public readonly bool Bias, LinearBeforeReset;
     public readonly KernelSet K;
     public readonly float* Wih, Whh, Bih, Bhh, Whr;                  // (GH, In), (GH, Hout), (GH), (GH), (P, H)
@@ -43,7 +45,7 @@ internal sealed unsafe class LayerWeights
 
     public LayerWeights(RecurrentOptions o, int layer, int direction, int split, Arena parameters, KernelSet kernels)
     {
-        Layer = layer; Direction = direction; Bias = o.Bias; LinearBeforeReset = o.GruLinearBeforeReset;
+        Layer = layer; Direction = direction; Reverse = direction == 1 || o.Reverse; Bias = o.Bias; LinearBeforeReset = o.GruLinearBeforeReset;
         In = o.LayerInput(layer); H = o.HiddenSize; Hout = o.OutputHidden; P = o.ProjSize; GH = o.GateCount * H; Split = split;
         K = kernels;
         string sfx = $"_l{layer}" + (direction == 1 ? "_reverse" : "");

@@ -33,6 +33,8 @@ public sealed unsafe class MultiStreamStepper
         ArgumentNullException.ThrowIfNull(network);
         if (network.Options.Bidirectional)
             throw new ArgumentException("a bidirectional network cannot be stepped one input at a time.", nameof(network));
+        if (network.Options.Reverse)
+            throw new ArgumentException("a reverse network starts from the end of its sequence, so it cannot be stepped one input at a time.", nameof(network));
         _net = network;
         _cellState = network.Driver.Records.HasFlag(CellRecords.CellState);
         EnsureCapacity(capacity);

@@ -5,12 +5,14 @@ namespace RnnSimd.Layers;
 public sealed unsafe partial class RecurrentNetwork
 {
     /// <summary>Creates a state (all zeros) for <paramref name="batch"/> streams stepped together.</summary>
-    /// <exception cref="InvalidOperationException">The network is bidirectional (a reverse direction needs the future).</exception>
+    /// <exception cref="InvalidOperationException">The network is bidirectional or <see cref="RecurrentOptions.Reverse"/> (a reverse direction needs the future).</exception>
     public RecurrentState CreateState(int batch = 1)
     {
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be positive.");
         if (Options.Bidirectional)
             throw new InvalidOperationException("a bidirectional network cannot be stepped one input at a time; use Forward on whole sequences.");
+        if (Options.Reverse)
+            throw new InvalidOperationException("a reverse network starts from the end of its sequence, so it cannot be stepped one input at a time; use Forward on whole sequences.");
         return new RecurrentState(this, batch);
     }
 

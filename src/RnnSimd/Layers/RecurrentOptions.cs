@@ -24,8 +24,11 @@ public enum CellType
 /// <param name="Bias">Whether b_ih and b_hh exist.</param>
 /// <param name="ProjSize">LSTM only: projection size P (h' = W_hr (o * tanh c')); 0 for none.</param>
 /// <param name="GruLinearBeforeReset">GRU only: true for PyTorch/cuDNN's n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); false for the original form n = tanh(W_in x + b_in + W_hn (r*h) + b_hn) (ONNX's default).</param>
+/// <param name="Reverse">A unidirectional network whose layers run backward in time, t = T-1 ... 0 (ONNX's direction = "reverse";
+/// PyTorch has no such module): the same cell and weights as a forward layer, fed its sequence from the end. Not with
+/// <paramref name="Bidirectional"/>, and not for <see cref="RecurrentNetwork.Step"/> (a streaming step cannot see the future).</param>
 public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSize, int NumLayers = 1,
-    bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true)
+    bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true, bool Reverse = false)
 {
     private static long s_memoryBudget = 4L << 30;
 
@@ -106,6 +109,7 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
         if (NumLayers <= 0) throw new ArgumentException($"NumLayers must be positive, got {NumLayers}.", nameof(NumLayers));
         if (ProjSize < 0) throw new ArgumentException($"ProjSize must be non-negative, got {ProjSize}.", nameof(ProjSize));
         if (ProjSize > 0 && Cell != CellType.Lstm) throw new ArgumentException("ProjSize is only supported by LSTM (as in PyTorch).", nameof(ProjSize));
+        if (Reverse && Bidirectional) throw new ArgumentException("Reverse is for a unidirectional network that runs backward in time; a bidirectional network already has a reverse direction.", nameof(Reverse));
         if (ProjSize >= HiddenSize && ProjSize > 0) throw new ArgumentException($"ProjSize ({ProjSize}) must be smaller than HiddenSize ({HiddenSize}), as in PyTorch.", nameof(ProjSize));
     }
 

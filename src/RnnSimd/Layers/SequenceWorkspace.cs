@@ -146,7 +146,7 @@ public sealed unsafe class SequenceWorkspace
             for (int d = 0; d < D; d++)
             {
                 string p = $"l{l}d{d}.";
-                if (d == 1) list.Add((p + "xrev", [Checked(TB * _o.LayerInput(l))]));
+                if (d == 1 || _o.Reverse) list.Add((p + "xrev", [Checked(TB * _o.LayerInput(l))]));
                 list.Add((p + "gx", [Checked(TB * GH)]));
                 list.Add((p + "gh", [Checked(products ? TB * GH : (long)B * GH)]));
                 if (products) list.Add((p + "dgh", [Checked(TB * GH)]));
