@@ -1,0 +1,251 @@
+using System.Text;
+using RnnSimd.Layers;
+
+namespace RnnSimd.Onnx;
+
+/// <summary>
+/// An ONNX model loaded for inference: its recurrent nodes (LSTM, GRU, RNN) become <see cref="RecurrentNetwork"/>s
+/// and the nodes exporters put around them run as small planned kernels. Immutable once loaded and safe to share by
+/// threads: each thread runs it through its own <see cref="OnnxSession"/>.
+/// </summary>
+/// <remarks>
+/// <para>Everything is validated at load, before any large allocation: the protobuf bytes (lengths, counts, sizes
+/// against the file), the opset (ai.onnx 7 to 22), every operator (an unknown one is listed with all the others in one
+/// <see cref="NotSupportedException"/>), attributes (an attribute that could change the result and is not
+/// supported is refused, never ignored), the graph's order and every recurrent node's weight shapes.</para>
+/// <para>Supported operators: LSTM, GRU, RNN, Identity, Constant, Cast, Shape, Reshape, Squeeze, Unsqueeze,
+/// Transpose, Slice, Concat, Gather, Add, MatMul (right operand 2-D), Gemm. Tensors: float32 and integers.</para>
+/// </remarks>
+public sealed class OnnxModel
+{
+    /// <summary>The ai.onnx opsets supported.</summary>
+    public const int MinOpset = 7, MaxOpset = 22;
+
+    private readonly OnnxModelProto _proto;
+    internal readonly OnnxOp[] Ops;
+    internal readonly OnnxValue?[] Shared;       // per slot: the initializer's value (shared, read-only), else null
+    internal readonly (string Name, bool IsFloat, OnnxDataType Type)[] Slots;
+    internal readonly int[] InputSlots, OutputSlots;
+
+    private OnnxModel(OnnxModelProto proto, string source)
+    {
+        _proto = proto;
+        Source = source;
+        long opset = proto.Opset;
+        if (opset < MinOpset || opset > MaxOpset)
+            throw new NotSupportedException($"unsupported: ai.onnx opset {opset} in '{source}' (opsets {MinOpset} to {MaxOpset} are supported)");
+        var g = proto.Graph;
+        var slotOf = new Dictionary<string, int>(StringComparer.Ordinal);
+        var slots = new List<(string, bool, OnnxDataType)>();
+        var shared = new List<OnnxValue?>();
+        var planStatic = new List<bool>();
+        var constants = new Dictionary<int, OnnxValue>();
+
+        int Define(string name, bool isFloat, OnnxDataType type, OnnxValue? value, bool isStatic, string what)
+        {
+            if (slotOf.ContainsKey(name)) throw new InvalidDataException($"Invalid ONNX model '{source}': {what} defines '{name}', which is already defined.");
+            slotOf[name] = slots.Count;
+            slots.Add((name, isFloat, type));
+            shared.Add(value);
+            planStatic.Add(isStatic);
+            return slots.Count - 1;
+        }
+
+        foreach (var t in g.Initializers)
+        {
+            if (t.Name.Length == 0) throw new InvalidDataException($"Invalid ONNX model '{source}': an initializer has no name.");
+            OnnxValue v;
+            try { v = OnnxValue.FromTensor(t); }
+            catch (NotSupportedException e) { throw new NotSupportedException($"{e.Message} (initializer in '{source}')"); }
+            constants[Define(t.Name, v.IsFloat, t.DataType, v, true, "an initializer")] = v;
+        }
+        var inputs = new List<OnnxValueInfo>();
+        var inputSlots = new List<int>();
+        foreach (var vi in g.Inputs)
+        {
+            if (slotOf.ContainsKey(vi.Name)) continue; // an initializer listed as an input (IR < 4): a constant here
+            bool isFloat = vi.ElementType == OnnxDataType.Float;
+            if (!isFloat && !OnnxTensor.IsInteger(vi.ElementType))
+                throw new NotSupportedException($"unsupported: graph input '{vi.Name}' of type {vi.ElementType} in '{source}' (float and integer inputs are supported)");
+            inputSlots.Add(Define(vi.Name, isFloat, vi.ElementType, null, false, "a graph input"));
+            inputs.Add(vi);
+        }
+
+        var ops = new List<OnnxOp>();
+        var unknown = new List<string>();
+        foreach (var n in g.Nodes)
+        {
+            var op = Create(n);
+            if (op is null) { unknown.Add($"{(n.Domain.Length > 0 && n.Domain != "ai.onnx" ? n.Domain + "." : "")}{n.OpType} ({n.Describe()})"); continue; }
+            op.Node = n;
+            op.Index = ops.Count;
+            op.In = new int[n.Inputs.Length];
+            for (int k = 0; k < n.Inputs.Length; k++)
+            {
+                string name = n.Inputs[k];
+                if (name.Length == 0) { op.In[k] = -1; continue; }
+                if (!slotOf.TryGetValue(name, out op.In[k]))
+                    throw new InvalidDataException($"Invalid ONNX model '{source}': input '{name}' of {n.Describe()} is not a graph input, an initializer or the output of an earlier node.");
+            }
+            op.Check(opset);
+            if (op is RecurrentOp rec) rec.Build(slot => constants.GetValueOrDefault(slot));
+            bool allStatic = op.In.All(k => k < 0 || planStatic[k]) || op is ShapeOp;
+            op.PlanStatic = allStatic;
+            foreach (int k in op.MustBeStatic)
+                if (k < op.In.Length && op.In[k] >= 0 && !planStatic[op.In[k]])
+                    throw new NotSupportedException($"unsupported: input {k} ('{n.Inputs[k]}') of {n.Describe()} depends on the data; only values known from shapes and constants are supported there");
+            op.Out = new int[n.Outputs.Length];
+            for (int k = 0; k < n.Outputs.Length; k++)
+            {
+                string name = n.Outputs[k];
+                if (name.Length == 0) { op.Out[k] = -1; continue; }
+                bool isFloat = op.OutputIsFloat(k, i => i < op.In.Length && op.In[i] >= 0 && slots[op.In[i]].Item2);
+                op.Out[k] = Define(name, isFloat, isFloat ? OnnxDataType.Float : OutputIntType(op, slots), null, allStatic, n.Describe());
+                if (op is ConstantOp c) constants[op.Out[k]] = c.Value;
+            }
+            ops.Add(op);
+        }
+        if (unknown.Count > 0)
+            throw new NotSupportedException($"unsupported operators in '{source}': {string.Join(", ", unknown)}. Supported: {string.Join(", ", SupportedOperators)}.");
+
+        var outputs = new List<OnnxValueInfo>();
+        var outputSlots = new List<int>();
+        foreach (var vi in g.Outputs)
+        {
+            if (!slotOf.TryGetValue(vi.Name, out int slot))
+                throw new InvalidDataException($"Invalid ONNX model '{source}': graph output '{vi.Name}' is not produced by any node.");
+            outputSlots.Add(slot);
+            outputs.Add(vi);
+        }
+        Ops = [.. ops];
+        Shared = [.. shared];
+        Slots = [.. slots];
+        InputSlots = [.. inputSlots];
+        OutputSlots = [.. outputSlots];
+        Inputs = inputs.AsReadOnly();
+        Outputs = outputs.AsReadOnly();
+        Networks = Ops.OfType<RecurrentOp>().Where(r => r.Network is not null).Select(r => r.Network!).ToList().AsReadOnly();
+    }
+
+    private static OnnxDataType OutputIntType(OnnxOp op, List<(string, bool, OnnxDataType Type)> slots) => op switch
+    {
+        ShapeOp => OnnxDataType.Int64,
+        _ => op.In.Length > 0 && op.In[0] >= 0 ? slots[op.In[0]].Type : OnnxDataType.Int64,
+    };
+
+    /// <summary>The operator types a model may use.</summary>
+    public static IReadOnlyList<string> SupportedOperators { get; } =
+        ["LSTM", "GRU", "RNN", "Identity", "Constant", "Cast", "Shape", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat",
+         "Gather", "Add", "MatMul", "Gemm"];
+
+    private static OnnxOp? Create(OnnxNode n)
+    {
+        if (n.Domain.Length > 0 && n.Domain != "ai.onnx") return null;
+        return n.OpType switch
+        {
+            "LSTM" or "GRU" or "RNN" => new RecurrentOp(),
+            "Identity" => new IdentityOp(),
+            "Constant" => new ConstantOp(),
+            "Cast" => new CastOp(),
+            "Shape" => new ShapeOp(),
+            "Reshape" or "Squeeze" or "Unsqueeze" => new ReshapeOp(n.OpType),
+            "Transpose" => new TransposeOp(),
+            "Slice" => new SliceOp(),
+            "Concat" => new ConcatOp(),
+            "Gather" => new GatherOp(),
+            "Add" => new AddOp(),
+            "MatMul" => new MatMulOp(gemm: false),
+            "Gemm" => new MatMulOp(gemm: true),
+            _ => null,
+        };
+    }
+
+    /// <summary>Loads an .onnx file; external tensor data is read from files beside it.</summary>
+    /// <exception cref="InvalidDataException">The file is not a valid ONNX model; the message names the part and byte offset.</exception>
+    /// <exception cref="NotSupportedException">The model uses an operator, attribute, type or opset RnnSimd does not run; the message names them.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public static OnnxModel Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+        if (stream.Length > Array.MaxLength)
+            throw new InvalidDataException($"Invalid ONNX model '{path}': {stream.Length} bytes, above protobuf's 2 GiB limit (large weights belong in external data files).");
+        var bytes = GC.AllocateUninitializedArray<byte>((int)stream.Length);
+        stream.ReadExactly(bytes);
+        return Load(bytes, Path.GetFileName(path), Path.GetDirectoryName(Path.GetFullPath(path)));
+    }
+
+    /// <summary>Loads a model from its bytes.</summary>
+    /// <param name="bytes">The serialized ModelProto.</param>
+    /// <param name="source">A name for errors.</param>
+    /// <param name="directory">Where external data files are; null refuses external data.</param>
+    /// <exception cref="InvalidDataException">The bytes are not a valid ONNX model.</exception>
+    /// <exception cref="NotSupportedException">The model uses something RnnSimd does not run.</exception>
+    public static OnnxModel Load(ReadOnlySpan<byte> bytes, string source = "model", string? directory = null)
+    {
+        var proto = OnnxParser.ReadModel(bytes, directory);
+        try { return new OnnxModel(proto, source); }
+        catch (ArgumentException e) { throw new InvalidDataException($"Invalid ONNX model '{source}': {e.Message}", e); }
+    }
+
+    /// <summary>The file name or source given at load.</summary>
+    public string Source { get; }
+
+    /// <summary>The graph inputs a caller supplies (initializers excluded), in the graph's order.</summary>
+    public IReadOnlyList<OnnxValueInfo> Inputs { get; }
+
+    /// <summary>The graph outputs, in the graph's order.</summary>
+    public IReadOnlyList<OnnxValueInfo> Outputs { get; }
+
+    /// <summary>The networks built from recurrent nodes whose weights are initializers, in graph order.</summary>
+    public IReadOnlyList<RecurrentNetwork> Networks { get; }
+
+    /// <summary>The ai.onnx opset imported.</summary>
+    public long Opset => _proto.Opset;
+
+    /// <summary>The IR version.</summary>
+    public long IrVersion => _proto.IrVersion;
+
+    /// <summary>The producer (e.g. "pytorch 2.5").</summary>
+    public string Producer => (_proto.ProducerName + " " + _proto.ProducerVersion).Trim();
+
+    /// <summary>Creates a session: the buffers one thread runs this model with.</summary>
+    public OnnxSession CreateSession() => new(this);
+
+    /// <summary>A multi-line description: producer, opset, inputs, outputs, nodes (recurrent ones with their attributes).</summary>
+    public string Describe()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"ONNX model '{Source}': IR version {IrVersion}, opset {Opset}, producer '{Producer}', graph '{_proto.Graph.Name}'");
+        sb.AppendLine($"  inputs:  {string.Join("; ", Inputs)}");
+        sb.AppendLine($"  outputs: {string.Join("; ", Outputs)}");
+        sb.AppendLine($"  initializers: {_proto.Graph.Initializers.Count} ({_proto.Graph.Initializers.Sum(t => t.ElementCount):N0} values)");
+        sb.AppendLine($"  nodes: {Ops.Length}");
+        foreach (var op in Ops)
+        {
+            var n = op.Node;
+            string attrs = string.Join(", ", n.Attributes.Values.Select(a => $"{a.Name}={AttrText(a)}"));
+            sb.Append($"    {n.Describe()}: ({string.Join(", ", n.Inputs.Select(i => i.Length == 0 ? "-" : i))}) -> ({string.Join(", ", n.Outputs.Select(o => o.Length == 0 ? "-" : o))})");
+            if (attrs.Length > 0) sb.Append($" [{attrs}]");
+            if (op is RecurrentOp { Network: { } net }) sb.Append($" => {Describe(net.Options)}");
+            sb.AppendLine();
+        }
+        return sb.ToString();
+    }
+
+    private static string AttrText(OnnxAttribute a) => a.Type switch
+    {
+        OnnxAttribute.FloatType => a.F.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        OnnxAttribute.IntType => a.I.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        OnnxAttribute.StringType => a.S ?? "",
+        OnnxAttribute.IntsType => "[" + string.Join(",", a.Ints) + "]",
+        OnnxAttribute.FloatsType => "[" + string.Join(",", a.Floats) + "]",
+        OnnxAttribute.StringsType => "[" + string.Join(",", a.Strings) + "]",
+        OnnxAttribute.TensorType => $"tensor {a.T?.ShapeText}",
+        _ => a.TypeName,
+    };
+
+    internal static string Describe(RecurrentOptions o) =>
+        $"{o.CellName} I={o.InputSize} H={o.HiddenSize} " + (o.Bidirectional ? "bidirectional" : o.Reverse ? "reverse" : "forward")
+        + (o.Bias ? "" : " no-bias") + (o.Cell == CellType.Gru ? $" linear_before_reset={(o.GruLinearBeforeReset ? 1 : 0)}" : "");
+}
