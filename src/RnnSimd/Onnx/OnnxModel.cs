@@ -209,6 +209,74 @@ public sealed class OnnxModel
     /// <summary>The producer (e.g. "pytorch 2.5").</summary>
     public string Producer => (_proto.ProducerName + " " + _proto.ProducerVersion).Trim();
 
+    /// <summary>
+    /// The model's recurrent nodes as one stacked <see cref="RecurrentNetwork"/> (weights copied), when they form the
+    /// stack torch.onnx.export writes for a multi-layer nn.LSTM / GRU / RNN: the same cell, sizes and direction in
+    /// every layer, and each layer after the first fed its predecessor's Y through Squeeze(axis 1) (one direction) or
+    /// Transpose(0, 2, 1, 3) + Reshape to [0, 0, -1] (Identity nodes allowed between). What surrounds the stack (initial
+    /// state slicing, heads) is not part of the network.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The recurrent nodes do not form such a stack; the message says where.</exception>
+    public RecurrentNetwork ToNetwork()
+    {
+        var recs = Ops.OfType<RecurrentOp>().ToList();
+        if (recs.Count == 0) throw new NotSupportedException($"'{Source}' has no LSTM, GRU or RNN node.");
+        foreach (var r in recs)
+            if (r.Network is null) throw new NotSupportedException($"{r.Where} takes its weights as graph inputs; a network needs them as initializers.");
+        var first = recs[0].Network!.Options;
+        int D = first.Directions, H = first.HiddenSize;
+        var producer = new Dictionary<int, OnnxOp>();
+        foreach (var op in Ops) foreach (int k in op.Out) if (k >= 0) producer[k] = op;
+        for (int l = 1; l < recs.Count; l++)
+        {
+            var o = recs[l].Network!.Options;
+            if (o != first with { InputSize = D * H })
+                throw new NotSupportedException($"{recs[l].Where} ({Describe(o)}) does not continue the stack begun by {recs[0].Where} ({Describe(first)}).");
+            if (!FedBy(recs[l].In[0], recs[l - 1], producer))
+                throw new NotSupportedException($"{recs[l].Where}'s X is not {recs[l - 1].Where}'s Y reshaped to (T, B, D*H) the way torch.onnx.export writes it.");
+        }
+        var net = new RecurrentNetwork(first with { NumLayers = recs.Count });
+        for (int l = 0; l < recs.Count; l++)
+            foreach (var e in recs[l].Network!.Parameters.Entries)
+                recs[l].Network!.Parameters.View(e).CopyTo(net.Parameters[e.Name.Replace("_l0", $"_l{l}")]);
+        net.ParametersChanged();
+        return net;
+    }
+
+    /// <summary>Whether slot <paramref name="x"/> is <paramref name="prev"/>'s Y in (T, B, D*H) form (see <see cref="ToNetwork"/>).</summary>
+    private bool FedBy(int x, RecurrentOp prev, Dictionary<int, OnnxOp> producer)
+    {
+        static bool IsConst(OnnxValue? v, params long[] values) => v is { IsFloat: false } && v.Ints.SequenceEqual(values);
+        OnnxOp? Skip(int slot)
+        {
+            var op = producer.GetValueOrDefault(slot);
+            while (op is IdentityOp) op = producer.GetValueOrDefault(op.In[0]);
+            return op;
+        }
+        var last = Skip(x);
+        int D = prev.Network!.Options.Directions, H = prev.Network.Options.HiddenSize;
+        if (last is ReshapeOp { Kind: "Squeeze" } sq && D == 1)
+        {
+            var axes = sq.AxesAttribute ?? (sq.In.Length > 1 && sq.In[1] >= 0 ? Constant(sq.In[1])?.Ints.ToArray() : null);
+            return axes is [1] or [-3] && Skip(sq.In[0]) == prev && prev.Out[0] == Resolve(sq.In[0], producer);
+        }
+        if (last is ReshapeOp { Kind: "Reshape" } rs && (IsConst(Constant(rs.In[1]), 0, 0, -1) || IsConst(Constant(rs.In[1]), 0, 0, D * H))
+            && Skip(rs.In[0]) is TransposeOp tr && tr.Perm is [0, 2, 1, 3])
+            return Skip(tr.In[0]) == prev && prev.Out[0] == Resolve(tr.In[0], producer);
+        return false;
+    }
+
+    /// <summary>The slot an Identity chain starting at <paramref name="slot"/> comes from.</summary>
+    private static int Resolve(int slot, Dictionary<int, OnnxOp> producer)
+    {
+        while (producer.GetValueOrDefault(slot) is IdentityOp id) slot = id.In[0];
+        return slot;
+    }
+
+    /// <summary>An initializer's or Constant node's value, else null.</summary>
+    private OnnxValue? Constant(int slot) =>
+        slot < 0 ? null : Shared[slot] ?? Ops.OfType<ConstantOp>().FirstOrDefault(c => c.Out.Contains(slot))?.Value;
+
     /// <summary>Creates a session: the buffers one thread runs this model with.</summary>
     public OnnxSession CreateSession() => new(this);
 

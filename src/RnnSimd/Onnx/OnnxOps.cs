@@ -210,6 +210,9 @@ internal sealed class ReshapeOp : OnnxOp
     private long _opset;
 
     public ReshapeOp(string kind) => _kind = kind;
+    public string Kind => _kind;
+    /// <summary>Squeeze / Unsqueeze axes given as an attribute (opset &lt; 13), else null.</summary>
+    public long[]? AxesAttribute => _axesAttr;
     public override bool OutputIsFloat(int k, Func<int, bool> f) => f(0);
     public override IEnumerable<int> MustBeStatic => [1];
 
@@ -303,6 +306,7 @@ internal sealed class TransposeOp : OnnxOp
 {
     private long[]? _perm;
     private sealed class Data { public long[] SrcStrides = []; }
+    public long[]? Perm => _perm;
     public override bool OutputIsFloat(int k, Func<int, bool> f) => f(0);
 
     public override void Check(long opset)

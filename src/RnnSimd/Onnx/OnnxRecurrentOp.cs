@@ -103,7 +103,8 @@ internal sealed class RecurrentOp : OnnxOp
             if (p.Rank != 2 || p.Shape[0] != _d || p.Shape[1] != 3 * hid) throw Bad($"P {p.ShapeText} is not [{_d}, {3 * hid}]");
             if (p.Floats.IndexOfAnyExcept(0f) >= 0) throw Unsupported("peepholes (a non-zero P)");
         }
-        var o = new RecurrentOptions(_cell, inp, hid, 1, Bidirectional: _d == 2, Bias: b is not null, GruLinearBeforeReset: _lbr, Reverse: _reverse);
+        var o = new RecurrentOptions(_cell, inp, hid, 1, Bidirectional: _d == 2, Bias: b is not null,
+            GruLinearBeforeReset: _cell != CellType.Gru || _lbr, Reverse: _reverse); // the flag only means something for GRU: PyTorch's default elsewhere
         RecurrentOptions.CheckBudget(o.NetworkBytes(), "model", $"{Where}'s network");
         var net = new RecurrentNetwork(o);
         LoadWeights(net, w, r, b);

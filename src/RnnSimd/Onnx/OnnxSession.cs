@@ -91,8 +91,11 @@ public sealed class OnnxSession
         catch (ArgumentException e) { throw new ArgumentException(e.Message, nameof(shape)); }
         if (count != length)
             throw new ArgumentException($"input '{info.Name}' has {length} values, expected {count} for shape [{string.Join(", ", shape.ToArray())}].", nameof(shape));
-        if (!shape.SequenceEqual(v.Shape)) _planned = false;
-        v.Resize(shape, $"input '{info.Name}'");
+        if (!_inputSet[index] || !shape.SequenceEqual(v.Shape))
+        {
+            _planned = false;
+            v.Resize(shape, $"input '{info.Name}'");
+        }
         _inputSet[index] = true;
         return v;
     }
