@@ -61,7 +61,7 @@ internal static partial class Commands
     {
         "inspect" => InspectCommand.Usage,
         "grad" => "usage: rnnsimd grad --case CASE.safetensors --out RESULT.safetensors",
-        _ when c is RootCommand => "usage: rnnsimd <info|demo|train|sample|inspect|grad> [options]; see rnnsimd --help",
+        _ when c is RootCommand => "usage: rnnsimd <info|demo|train|sample|inspect|grad|onnx-run|onnx-test|convert> [options]; see rnnsimd --help",
         _ => $"usage: see rnnsimd {c.Name} --help",
     };
 
@@ -73,8 +73,8 @@ internal static partial class Commands
         info.SetAction(_ => Info(o));
         root.Subcommands.Add(info);
 
-        var inspectFile = new Argument<string>("file") { Description = "A .safetensors file." };
-        var inspect = new Command("inspect", "Tensors, dtypes, shapes and metadata of a safetensors file.") { inspectFile };
+        var inspectFile = new Argument<string>("file") { Description = "A .safetensors or .onnx file." };
+        var inspect = new Command("inspect", "Tensors, dtypes, shapes and metadata of a safetensors file; graph, nodes and what RnnSimd runs of an ONNX model.") { inspectFile };
         inspect.SetAction(pr => InspectCommand.Run([pr.GetValue(inspectFile)!], o, e));
         root.Subcommands.Add(inspect);
 
@@ -85,10 +85,13 @@ internal static partial class Commands
         root.Subcommands.Add(grad);
 
         AddTrainingCommands(root, o, e);
+        AddOnnxCommands(root, o, e);
         return root;
     }
 
     static partial void AddTrainingCommands(RootCommand root, TextWriter o, TextWriter e);
+
+    static partial void AddOnnxCommands(RootCommand root, TextWriter o, TextWriter e);
 
     public static int Info(TextWriter o)
     {

@@ -4,10 +4,10 @@ using RnnSimd.IO;
 
 namespace RnnSimd.Cli;
 
-/// <summary><c>rnnsimd inspect FILE.safetensors</c>: metadata, then one line per tensor.</summary>
+/// <summary><c>rnnsimd inspect FILE.safetensors</c>: metadata, then one line per tensor; <c>FILE.onnx</c>: <see cref="RnnSimd.Onnx.OnnxModel.Inspect"/>.</summary>
 internal static class InspectCommand
 {
-    public const string Usage = "usage: rnnsimd inspect FILE.safetensors";
+    public const string Usage = "usage: rnnsimd inspect FILE.safetensors|FILE.onnx";
 
     public static int Run(ReadOnlySpan<string> args, TextWriter o, TextWriter error)
     {
@@ -17,6 +17,12 @@ internal static class InspectCommand
             return 2;
         }
         string path = args[0];
+        if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            foreach (var line in RnnSimd.Onnx.OnnxModel.Inspect(path).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                o.WriteLine(Printable(line.TrimEnd('\r')));
+            return 0;
+        }
         var file = SafeTensorsFile.Read(path); // InvalidDataException / IOException are reported by Commands.Run
 
         o.WriteLine($"{path}: {file.DataStart + file.DataLength} bytes (header {file.HeaderLength}, data {file.DataLength}), {file.Tensors.Count} tensors");

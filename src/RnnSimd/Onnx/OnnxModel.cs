@@ -280,6 +280,38 @@ public sealed class OnnxModel
     /// <summary>Creates a session: the buffers one thread runs this model with.</summary>
     public OnnxSession CreateSession() => new(this);
 
+    /// <summary>
+    /// Describes an .onnx file even when RnnSimd cannot run it: the loaded model's <see cref="Describe()"/>, or the graph
+    /// as read (opset, inputs, outputs, every node with its attributes) and why it cannot run.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a valid ONNX model.</exception>
+    public static string Inspect(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        try { return Load(path).Describe() + "runs in RnnSimd: yes\n"; }
+        catch (NotSupportedException e)
+        {
+            var bytes = File.ReadAllBytes(path);
+            var p = OnnxParser.ReadModel(bytes, Path.GetDirectoryName(Path.GetFullPath(path)));
+            var sb = new StringBuilder();
+            sb.AppendLine($"ONNX model '{Path.GetFileName(path)}': IR version {p.IrVersion}, opset {p.Opset}, producer '{(p.ProducerName + " " + p.ProducerVersion).Trim()}', graph '{p.Graph.Name}'");
+            sb.AppendLine($"  inputs:  {string.Join("; ", p.Graph.Inputs)}");
+            sb.AppendLine($"  outputs: {string.Join("; ", p.Graph.Outputs)}");
+            sb.AppendLine($"  initializers: {p.Graph.Initializers.Count}");
+            sb.AppendLine($"  nodes: {p.Graph.Nodes.Count}");
+            foreach (var n in p.Graph.Nodes) sb.AppendLine("    " + NodeLine(n));
+            sb.AppendLine($"runs in RnnSimd: no: {e.Message}");
+            return sb.ToString();
+        }
+    }
+
+    private static string NodeLine(OnnxNode n)
+    {
+        string attrs = string.Join(", ", n.Attributes.Values.Select(a => $"{a.Name}={AttrText(a)}"));
+        return $"{n.Describe()}: ({string.Join(", ", n.Inputs.Select(i => i.Length == 0 ? "-" : i))}) -> ({string.Join(", ", n.Outputs.Select(o => o.Length == 0 ? "-" : o))})"
+            + (attrs.Length > 0 ? $" [{attrs}]" : "");
+    }
+
     /// <summary>A multi-line description: producer, opset, inputs, outputs, nodes (recurrent ones with their attributes).</summary>
     public string Describe()
     {
@@ -291,10 +323,7 @@ public sealed class OnnxModel
         sb.AppendLine($"  nodes: {Ops.Length}");
         foreach (var op in Ops)
         {
-            var n = op.Node;
-            string attrs = string.Join(", ", n.Attributes.Values.Select(a => $"{a.Name}={AttrText(a)}"));
-            sb.Append($"    {n.Describe()}: ({string.Join(", ", n.Inputs.Select(i => i.Length == 0 ? "-" : i))}) -> ({string.Join(", ", n.Outputs.Select(o => o.Length == 0 ? "-" : o))})");
-            if (attrs.Length > 0) sb.Append($" [{attrs}]");
+            sb.Append("    " + NodeLine(op.Node));
             if (op is RecurrentOp { Network: { } net }) sb.Append($" => {Describe(net.Options)}");
             sb.AppendLine();
         }
