@@ -21,7 +21,7 @@ internal static class Summary
     internal sealed record Row(string Workload, string Cell, int Threads, string Impl, double MedianNs, long? AllocatedBytes, string Source, bool FromPeers);
 
     private static readonly string[] CellOrder = Workload.Cells;
-    private static readonly string[] ImplOrder = [Implementations.RnnSimd, Implementations.LibTorch, Implementations.LibTorchCell, Implementations.OnnxRuntime];
+    private static readonly string[] ImplOrder = [Implementations.RnnSimd, Implementations.RnnSimdOnnx, Implementations.LibTorch, Implementations.LibTorchCell, Implementations.OnnxRuntime];
 
     public static int Run(string dir, TextWriter log)
     {

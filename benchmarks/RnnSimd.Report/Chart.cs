@@ -12,6 +12,7 @@ internal static class Chart
     private static readonly Dictionary<string, Color> ImplColors = new()
     {
         [Layout.RnnSimd] = new Color(214, 39, 40),
+        [Layout.RnnSimdOnnx] = new Color(255, 152, 150),
         [Layout.LibTorch] = new Color(31, 119, 180),
         [Layout.LibTorchCell] = new Color(158, 202, 225),
         [Layout.OnnxRuntime] = new Color(44, 160, 44),

@@ -10,6 +10,8 @@ internal static class Layout
     public const string RnnSimd = "RnnSimd", LibTorch = "LibTorch", LibTorchCell = "LibTorchCell", OnnxRuntime = "OnnxRuntime";
     /// <summary>S4: 64 calls of RnnSimd's Step (the RnnSimd row is the multi-stream stepper).</summary>
     public const string RnnSimdSteps = "RnnSimdSteps";
+    /// <summary>S2, S3: RnnSimd running ONNX Runtime's model file through its ONNX import.</summary>
+    public const string RnnSimdOnnx = "RnnSimdOnnx";
 
     public static readonly (string Id, string Title)[] Workloads =
     [
@@ -33,7 +35,7 @@ internal static class Layout
     public static string[] ImplsFor(string workload) => workload switch
     {
         "S1" => Impls,
-        "S2" or "S3" => [RnnSimd, LibTorch, OnnxRuntime],
+        "S2" or "S3" => [RnnSimd, RnnSimdOnnx, LibTorch, OnnxRuntime],
         "S4" => [RnnSimd, RnnSimdSteps, LibTorchCell, OnnxRuntime],
         "T1" or "T2" => [RnnSimd, LibTorch],
         _ => [RnnSimd],

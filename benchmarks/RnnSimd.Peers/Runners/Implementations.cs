@@ -6,6 +6,8 @@ internal static class Implementations
     public const string RnnSimd = "RnnSimd", LibTorch = "LibTorch", LibTorchCell = "LibTorchCell", OnnxRuntime = "OnnxRuntime";
     /// <summary>S4 only: RnnSimd's <see cref="global::RnnSimd.Layers.RecurrentNetwork.Step"/> once per stream (the row "RnnSimd" is the multi-stream stepper).</summary>
     public const string RnnSimdSteps = "RnnSimdSteps";
+    /// <summary>S2, S3: RnnSimd running ONNX Runtime's model file (the same bytes) through <see cref="global::RnnSimd.Onnx.OnnxModel"/>.</summary>
+    public const string RnnSimdOnnx = "RnnSimdOnnx";
 
     /// <summary>The implementations each workload is run with, in report order.</summary>
     public static string[] ImplsFor(Workload w) => w switch
@@ -13,7 +15,7 @@ internal static class Implementations
         { IsStep: true } => [RnnSimd, LibTorch, LibTorchCell, OnnxRuntime],
         { IsServe: true } => [RnnSimd, RnnSimdSteps, LibTorchCell, OnnxRuntime],
         { Training: true } => [RnnSimd, LibTorch],
-        _ => [RnnSimd, LibTorch, OnnxRuntime],
+        _ => [RnnSimd, RnnSimdOnnx, LibTorch, OnnxRuntime],
     };
 
     /// <summary>
@@ -24,7 +26,7 @@ internal static class Implementations
     public static IRunner Create(Workload w, string cell, string impl, int threads)
     {
         if (impl is LibTorch or LibTorchCell) Torch.SetThreads(threads);
-        if (impl is RnnSimd or RnnSimdSteps) global::RnnSimd.Kernels.Parallelism.MaxThreads = threads;
+        if (impl is RnnSimd or RnnSimdSteps or RnnSimdOnnx) global::RnnSimd.Kernels.Parallelism.MaxThreads = threads;
         return (impl, w) switch
         {
             (RnnSimd, { IsServe: true }) => new RnnSimdServe(w, cell, stepper: true),
@@ -33,6 +35,7 @@ internal static class Implementations
             (OnnxRuntime, { IsServe: true }) => new OrtServe(w, cell, threads),
             (RnnSimd, { IsStep: true }) => new RnnSimdStep(w, cell),
             (RnnSimd, { Training: false }) => new RnnSimdSequence(w, cell),
+            (RnnSimdOnnx, { Training: false, IsStep: false, IsServe: false }) => new RnnSimdOnnxSequence(w, cell),
             (RnnSimd, { Training: true }) => new RnnSimdTrain(w, cell, threads),
             (LibTorch, { IsStep: true }) => new TorchStep(w, cell),
             (LibTorch, { Training: false }) => new TorchSequence(w, cell),

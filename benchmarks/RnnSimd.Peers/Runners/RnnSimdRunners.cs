@@ -67,6 +67,41 @@ internal sealed class RnnSimdSequence : IRunner
 }
 
 /// <summary>
+/// S2, S3 through RnnSimd's ONNX import: the very model bytes ONNX Runtime's runner loads (<see cref="Onnx.OnnxRnnModel"/>:
+/// X (T, B, I) into one LSTM / GRU / RNN node, outputs Y (T, 1, B, H) and Y_h), loaded by
+/// <see cref="global::RnnSimd.Onnx.OnnxModel"/>; a call copies X into the session (SetInput) and runs it, as a user
+/// would. Allocation-free after the first call.
+/// </summary>
+internal sealed class RnnSimdOnnxSequence : IRunner
+{
+    private readonly global::RnnSimd.Onnx.OnnxSession _session;
+    private readonly float[] _x;
+    private readonly long[] _shape;
+
+    public RnnSimdOnnxSequence(Workload w, string cell)
+    {
+        var model = global::RnnSimd.Onnx.OnnxModel.Load(Onnx.OnnxRnnModel.Build(w.CreateNetwork(cell), w.Steps, w.Batch, step: false), "peers");
+        _session = model.CreateSession();
+        _x = w.CreateInput();
+        _shape = [w.Steps, w.Batch, w.Input];
+    }
+
+    public void Run()
+    {
+        _session.SetInput(0, _x, _shape);
+        _session.Run();
+    }
+
+    public IReadOnlyList<Quantity> Check()
+    {
+        Run();
+        return [new("output", _session.OutputFloats(0).ToArray()), new("h_n", _session.OutputFloats(1).ToArray())];
+    }
+
+    public void Dispose() { }
+}
+
+/// <summary>
 /// S4 through RnnSimd: N = <see cref="Workload.Batch"/> batch-1 states, one per stream, each stepped once per tick by
 /// one <see cref="MultiStreamStepper"/> tick (stepper) or by N calls of <see cref="RecurrentNetwork.Step"/>. Every
 /// stream has its own input row (so the streams' states differ from the first tick).
