@@ -22,12 +22,13 @@ public sealed class OnnxModel
     public const int MinOpset = 7, MaxOpset = 22;
 
     private readonly OnnxModelProto _proto;
-    internal readonly OnnxOp[] Ops;
+    internal readonly OnnxOp[] Ops;               // what runs: the graph's nodes with stacked layers fused
+    private readonly OnnxOp[] _graphOps;          // the graph's nodes one by one
     internal readonly OnnxValue?[] Shared;       // per slot: the initializer's value (shared, read-only), else null
     internal readonly (string Name, bool IsFloat, OnnxDataType Type)[] Slots;
     internal readonly int[] InputSlots, OutputSlots;
 
-    private OnnxModel(OnnxModelProto proto, string source)
+    private OnnxModel(OnnxModelProto proto, string source, bool fuse)
     {
         _proto = proto;
         Source = source;
@@ -117,14 +118,15 @@ public sealed class OnnxModel
             outputSlots.Add(slot);
             outputs.Add(vi);
         }
-        Ops = [.. ops];
+        _graphOps = [.. ops];
+        Ops = fuse ? [.. FuseStacks(ops, [.. outputSlots], slot => constants.GetValueOrDefault(slot))] : _graphOps;
         Shared = [.. shared];
         Slots = [.. slots];
         InputSlots = [.. inputSlots];
         OutputSlots = [.. outputSlots];
         Inputs = inputs.AsReadOnly();
         Outputs = outputs.AsReadOnly();
-        Networks = Ops.OfType<RecurrentOp>().Where(r => r.Network is not null).Select(r => r.Network!).ToList().AsReadOnly();
+        Networks = _graphOps.OfType<RecurrentOp>().Where(r => r.Network is not null).Select(r => r.Network!).ToList().AsReadOnly();
     }
 
     private static OnnxDataType OutputIntType(OnnxOp op, List<(string, bool, OnnxDataType Type)> slots) => op switch
@@ -181,10 +183,13 @@ public sealed class OnnxModel
     /// <param name="directory">Where external data files are; null refuses external data.</param>
     /// <exception cref="InvalidDataException">The bytes are not a valid ONNX model.</exception>
     /// <exception cref="NotSupportedException">The model uses something RnnSimd does not run.</exception>
-    public static OnnxModel Load(ReadOnlySpan<byte> bytes, string source = "model", string? directory = null)
+    public static OnnxModel Load(ReadOnlySpan<byte> bytes, string source = "model", string? directory = null) => Load(bytes, source, directory, fuse: true);
+
+    /// <summary><see cref="Load(ReadOnlySpan{byte}, string, string?)"/>, with stacked layers fused or run node by node (tests compare the two).</summary>
+    internal static OnnxModel Load(ReadOnlySpan<byte> bytes, string source, string? directory, bool fuse)
     {
         var proto = OnnxParser.ReadModel(bytes, directory);
-        try { return new OnnxModel(proto, source); }
+        try { return new OnnxModel(proto, source, fuse); }
         catch (ArgumentException e) { throw new InvalidDataException($"Invalid ONNX model '{source}': {e.Message}", e); }
     }
 
@@ -197,7 +202,7 @@ public sealed class OnnxModel
     /// <summary>The graph outputs, in the graph's order.</summary>
     public IReadOnlyList<OnnxValueInfo> Outputs { get; }
 
-    /// <summary>The networks built from recurrent nodes whose weights are initializers, in graph order.</summary>
+    /// <summary>The networks built from recurrent nodes whose weights are initializers, in graph order (one per node, before fusion).</summary>
     public IReadOnlyList<RecurrentNetwork> Networks { get; }
 
     /// <summary>The ai.onnx opset imported.</summary>
@@ -219,20 +224,20 @@ public sealed class OnnxModel
     /// <exception cref="NotSupportedException">The recurrent nodes do not form such a stack; the message says where.</exception>
     public RecurrentNetwork ToNetwork()
     {
-        var recs = Ops.OfType<RecurrentOp>().ToList();
+        var recs = _graphOps.OfType<RecurrentOp>().ToList();
         if (recs.Count == 0) throw new NotSupportedException($"'{Source}' has no LSTM, GRU or RNN node.");
         foreach (var r in recs)
             if (r.Network is null) throw new NotSupportedException($"{r.Where} takes its weights as graph inputs; a network needs them as initializers.");
         var first = recs[0].Network!.Options;
         int D = first.Directions, H = first.HiddenSize;
         var producer = new Dictionary<int, OnnxOp>();
-        foreach (var op in Ops) foreach (int k in op.Out) if (k >= 0) producer[k] = op;
+        foreach (var op in _graphOps) foreach (int k in op.Out) if (k >= 0) producer[k] = op;
         for (int l = 1; l < recs.Count; l++)
         {
             var o = recs[l].Network!.Options;
             if (o != first with { InputSize = D * H })
                 throw new NotSupportedException($"{recs[l].Where} ({Describe(o)}) does not continue the stack begun by {recs[0].Where} ({Describe(first)}).");
-            if (!FedBy(recs[l].In[0], recs[l - 1], producer))
+            if (FedBy(recs[l].In[0], recs[l - 1], producer, Constant) is null)
                 throw new NotSupportedException($"{recs[l].Where}'s X is not {recs[l - 1].Where}'s Y reshaped to (T, B, D*H) the way torch.onnx.export writes it.");
         }
         var net = new RecurrentNetwork(first with { NumLayers = recs.Count });
@@ -243,39 +248,116 @@ public sealed class OnnxModel
         return net;
     }
 
-    /// <summary>Whether slot <paramref name="x"/> is <paramref name="prev"/>'s Y in (T, B, D*H) form (see <see cref="ToNetwork"/>).</summary>
-    private bool FedBy(int x, RecurrentOp prev, Dictionary<int, OnnxOp> producer)
+    /// <summary>
+    /// The nodes between <paramref name="prev"/>'s Y and slot <paramref name="x"/> when x is that Y in (T, B, D*H) form
+    /// (see <see cref="ToNetwork"/>): Identity nodes, then Squeeze(axis 1) (one direction) or Transpose(0, 2, 1, 3) +
+    /// Reshape to [0, 0, -1] or [0, 0, D*H]; null when it is not.
+    /// </summary>
+    private static List<OnnxOp>? FedBy(int x, RecurrentOp prev, Dictionary<int, OnnxOp> producer, Func<int, OnnxValue?> constant)
     {
         static bool IsConst(OnnxValue? v, params long[] values) => v is { IsFloat: false } && v.Ints.SequenceEqual(values);
-        OnnxOp? Skip(int slot)
+        var chain = new List<OnnxOp>();
+        OnnxOp? Back(int slot)
         {
             var op = producer.GetValueOrDefault(slot);
-            while (op is IdentityOp) op = producer.GetValueOrDefault(op.In[0]);
+            while (op is IdentityOp) { chain.Add(op); op = producer.GetValueOrDefault(op.In[0]); }
             return op;
         }
-        var last = Skip(x);
-        int D = prev.Network!.Options.Directions, H = prev.Network.Options.HiddenSize;
+        if (prev.Network is null || prev.Out.Length == 0 || prev.Out[0] < 0) return null;
+        var last = Back(x);
+        int D = prev.Network.Options.Directions, H = prev.Network.Options.HiddenSize;
         if (last is ReshapeOp { Kind: "Squeeze" } sq && D == 1)
         {
-            var axes = sq.AxesAttribute ?? (sq.In.Length > 1 && sq.In[1] >= 0 ? Constant(sq.In[1])?.Ints.ToArray() : null);
-            return axes is [1] or [-3] && Skip(sq.In[0]) == prev && prev.Out[0] == Resolve(sq.In[0], producer);
+            chain.Add(sq);
+            var axes = sq.AxesAttribute ?? (sq.In.Length > 1 && sq.In[1] >= 0 ? constant(sq.In[1])?.Ints.ToArray() : null);
+            return axes is [1] or [-3] && Back(sq.In[0]) == prev ? chain : null;
         }
-        if (last is ReshapeOp { Kind: "Reshape" } rs && (IsConst(Constant(rs.In[1]), 0, 0, -1) || IsConst(Constant(rs.In[1]), 0, 0, D * H))
-            && Skip(rs.In[0]) is TransposeOp tr && tr.Perm is [0, 2, 1, 3])
-            return Skip(tr.In[0]) == prev && prev.Out[0] == Resolve(tr.In[0], producer);
-        return false;
-    }
-
-    /// <summary>The slot an Identity chain starting at <paramref name="slot"/> comes from.</summary>
-    private static int Resolve(int slot, Dictionary<int, OnnxOp> producer)
-    {
-        while (producer.GetValueOrDefault(slot) is IdentityOp id) slot = id.In[0];
-        return slot;
+        if (last is ReshapeOp { Kind: "Reshape" } rs && (IsConst(constant(rs.In[1]), 0, 0, -1) || IsConst(constant(rs.In[1]), 0, 0, D * H)))
+        {
+            chain.Add(rs);
+            if (Back(rs.In[0]) is not TransposeOp { Perm: [0, 2, 1, 3] } tr) return null;
+            chain.Add(tr);
+            return Back(tr.In[0]) == prev ? chain : null;
+        }
+        return null;
     }
 
     /// <summary>An initializer's or Constant node's value, else null.</summary>
     private OnnxValue? Constant(int slot) =>
-        slot < 0 ? null : Shared[slot] ?? Ops.OfType<ConstantOp>().FirstOrDefault(c => c.Out.Contains(slot))?.Value;
+        slot < 0 ? null : Shared[slot] ?? _graphOps.OfType<ConstantOp>().FirstOrDefault(c => c.Out.Contains(slot))?.Value;
+
+    /// <summary>
+    /// Replaces each run of stacked recurrent nodes (<see cref="FedBy"/>, same options, layout 0, the same
+    /// sequence_lens) whose in-between tensors nothing else reads by one <see cref="StackOp"/> at the last layer's place.
+    /// </summary>
+    private static List<OnnxOp> FuseStacks(List<OnnxOp> ops, int[] graphOutputs, Func<int, OnnxValue?> constant)
+    {
+        var producer = new Dictionary<int, OnnxOp>();
+        var readers = new Dictionary<int, List<int>>();       // slot -> indices of the ops reading it
+        for (int i = 0; i < ops.Count; i++)
+        {
+            foreach (int k in ops[i].Out) if (k >= 0) producer[k] = ops[i];
+            foreach (int k in ops[i].In) if (k >= 0) (readers.TryGetValue(k, out var l) ? l : readers[k] = []).Add(i);
+        }
+        bool OnlyReadBy(int slot, OnnxOp reader) =>
+            !graphOutputs.Contains(slot) && readers.TryGetValue(slot, out var l) && l.All(i => ops[i] == reader);
+        var removed = new HashSet<OnnxOp>();
+        var replace = new Dictionary<OnnxOp, OnnxOp>();
+        var recs = ops.OfType<RecurrentOp>().Where(r => r.Network is not null && r.Layout == 0).ToList();
+        for (int start = 0; start < recs.Count; start++)
+        {
+            if (removed.Contains(recs[start])) continue;
+            var stack = new List<RecurrentOp> { recs[start] };
+            var between = new List<OnnxOp>();
+            var o0 = recs[start].Network!.Options;
+            int D = o0.Directions, H = o0.HiddenSize;
+            foreach (var next in recs.Skip(start + 1))
+            {
+                var prev = stack[^1];
+                var chain = FedBy(next.In[0], prev, producer, constant);
+                if (chain is null) continue;
+                bool sameLens = (next.In.Length > 4 ? next.In[4] : -1) == (recs[start].In.Length > 4 ? recs[start].In[4] : -1);
+                // Every tensor from prev's Y to next's X is read only by the next op of the chain (chain[0] feeds next,
+                // chain[^1] reads prev's Y).
+                bool privateValues = OnlyReadBy(prev.Out[0], chain.Count > 0 ? chain[^1] : next)
+                    && chain.All(c => c.Out.Length == 1 && OnlyReadBy(c.Out[0], chain.IndexOf(c) == 0 ? next : chain[chain.IndexOf(c) - 1]));
+                if (next.Network!.Options != o0 with { InputSize = D * H } || !sameLens || !privateValues) break;
+                stack.Add(next);
+                between.AddRange(chain);
+            }
+            if (stack.Count < 2) continue;
+            // The earlier layers' Y_h / Y_c move to the last layer's place: nothing between may read them.
+            int lastIndex = ops.IndexOf(stack[^1]);
+            bool movable = stack.Take(stack.Count - 1).All(r => r.Out.Skip(1).All(k => k < 0 || !readers.TryGetValue(k, out var l) || l.All(i => i > lastIndex)));
+            if (!movable) continue;
+            int L = stack.Count;
+            bool lstm = o0.Cell == CellType.Lstm;
+            int Input(RecurrentOp r, int k) => k < r.In.Length ? r.In[k] : -1;
+            int Output(RecurrentOp r, int k) => k < r.Out.Length ? r.Out[k] : -1;
+            var net = new RecurrentNetwork(o0 with { NumLayers = L });
+            for (int l = 0; l < L; l++)
+                foreach (var e in stack[l].Network!.Parameters.Entries)
+                    stack[l].Network!.Parameters.View(e).CopyTo(net.Parameters[e.Name.Replace("_l0", $"_l{l}")]);
+            net.ParametersChanged();
+            var op = new StackOp(net, stack[^1].Node, L)
+            {
+                In = [Input(stack[0], 0), Input(stack[0], 4), .. stack.Select(r => Input(r, 5)), .. lstm ? stack.Select(r => Input(r, 6)) : []],
+                Out = [Output(stack[^1], 0), .. stack.Select(r => Output(r, 1)), .. lstm ? stack.Select(r => Output(r, 2)) : []],
+            };
+            replace[stack[^1]] = op;
+            foreach (var r in stack.Take(L - 1)) removed.Add(r);
+            foreach (var c in between) removed.Add(c);
+        }
+        var result = new List<OnnxOp>();
+        foreach (var op in ops)
+        {
+            if (removed.Contains(op)) continue;
+            var o = replace.GetValueOrDefault(op, op);
+            o.Index = result.Count;
+            result.Add(o);
+        }
+        return result;
+    }
 
     /// <summary>Creates a session: the buffers one thread runs this model with.</summary>
     public OnnxSession CreateSession() => new(this);
@@ -321,12 +403,14 @@ public sealed class OnnxModel
         sb.AppendLine($"  outputs: {string.Join("; ", Outputs)}");
         sb.AppendLine($"  initializers: {_proto.Graph.Initializers.Count} ({_proto.Graph.Initializers.Sum(t => t.ElementCount):N0} values)");
         sb.AppendLine($"  nodes: {Ops.Length}");
-        foreach (var op in Ops)
+        foreach (var op in _graphOps)
         {
             sb.Append("    " + NodeLine(op.Node));
             if (op is RecurrentOp { Network: { } net }) sb.Append($" => {Describe(net.Options)}");
             sb.AppendLine();
         }
+        foreach (var stack in Ops.OfType<StackOp>())
+            sb.AppendLine($"  fused: {stack.Node.Describe()} run as one {stack.Network.Options.NumLayers}-layer network ({Describe(stack.Network.Options)})");
         return sb.ToString();
     }
 

@@ -33,6 +33,9 @@ internal sealed class RecurrentOp : OnnxOp
 
     public override bool OutputIsFloat(int k, Func<int, bool> f) => true;
 
+    /// <summary>0: (T, B, .); 1: batch first.</summary>
+    public int Layout => _layout;
+
     public override void Check(long opset) { }
 
     /// <summary>

@@ -85,6 +85,7 @@ public sealed class OnnxCliTests : IDisposable
         Assert.Equal(0, code);
         Assert.Contains("=> gru I=3 H=5 bidirectional linear_before_reset=1", output);
         Assert.Contains("runs in RnnSimd: yes", output);
+        Assert.Contains("one 2-layer network", output);
         (code, output, _) = Cli("inspect", Path.Combine(Case("spec/gru_clip"), "model.onnx"));
         Assert.Equal(0, code);
         Assert.Contains("runs in RnnSimd: no: unsupported: clip = 0.5", output);

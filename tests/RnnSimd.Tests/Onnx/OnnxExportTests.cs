@@ -86,3 +86,40 @@ public class OnnxExportTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
+
+/// <summary>Stacked layers fused into one network give bitwise what the nodes give one by one.</summary>
+[Trait("Category", "Onnx")]
+public class OnnxStackFusionTests
+{
+    [Theory]
+    [InlineData("spec/graph_torch_lstm_2layer_bidirectional", 2)]
+    [InlineData("spec/graph_torch_lstm_2layer_forward", 2)]
+    [InlineData("spec/graph_torch_gru_2layer_bidirectional", 2)]
+    [InlineData("spec/graph_torch_lstm_2layer_bidirectional_head", 2)]
+    [InlineData("exported", 3)]
+    public void Fused_stack_is_bitwise_the_nodes_one_by_one(string name, int layers)
+    {
+        byte[] bytes = name == "exported"
+            ? OnnxExport.ToBytes(new RecurrentNetwork(new RecurrentOptions(CellType.Gru, 4, 8, 3, Bidirectional: true), 2))
+            : File.ReadAllBytes(Path.Combine(OnnxBackendTests.OnnxDir, name, "model.onnx"));
+        var fused = OnnxModel.Load(bytes, name, null, fuse: true);
+        var plain = OnnxModel.Load(bytes, name, null, fuse: false);
+        var stack = Assert.Single(fused.Ops.OfType<StackOp>());
+        Assert.Equal(layers, stack.Network.Options.NumLayers);
+        Assert.Empty(fused.Ops.OfType<RecurrentOp>());
+        Assert.Equal(layers, plain.Ops.OfType<RecurrentOp>().Count());
+        Assert.Contains("fused", fused.Describe());
+        var inputs = fused.Inputs.Select((info, k) =>
+        {
+            var dims = info.Shape!.Select((d, i) => d.Value >= 0 ? d.Value : i == 0 ? 6 : 2).ToArray();
+            return OnnxTensor.FromFloats(info.Name, Data(k + 1, (int)dims.Aggregate(1L, (p, d) => p * d)), dims);
+        }).ToList();
+        var a = fused.CreateSession().Run(inputs);
+        var b = plain.CreateSession().Run(inputs);
+        for (int k = 0; k < a.Length; k++)
+        {
+            Assert.Equal(b[k].Dims, a[k].Dims);
+            Assert.True(a[k].Floats!.AsSpan().SequenceEqual(b[k].Floats), $"output {k}");
+        }
+    }
+}
