@@ -37,6 +37,28 @@ internal abstract class OnnxOp
     protected OnnxValue O(OnnxSession s, int k) => s.Values[Out[k]];
     protected bool Has(int k) => k < In.Length && In[k] >= 0;
 
+    /// <summary>
+    /// Checks the node's arity at load: inputs 0 .. <paramref name="required"/> - 1 present (not ""), at most
+    /// <paramref name="max"/> inputs, and exactly one output, present. Every op but the recurrent ones reads In[k] and
+    /// writes Out[0] unguarded, so a node without them must not load.
+    /// </summary>
+    protected void CheckArity(int required, int max)
+    {
+        if (In.Length > max) throw Bad($"has {In.Length} inputs, at most {max}");
+        for (int k = 0; k < required; k++)
+            if (!Has(k)) throw Bad(k < In.Length ? $"input {k} is empty, but it is required" : $"has {In.Length} inputs, needs {required}");
+        if (Node.Outputs.Length != 1 || Node.Outputs[0].Length == 0)
+            throw Bad($"has {Node.Outputs.Length} outputs{(Node.Outputs.Length == 1 ? " (empty)" : "")}, needs exactly 1");
+    }
+
+    /// <summary>Input k, which must hold integers (a shape, axes, indices): refused when it is a float tensor.</summary>
+    protected OnnxValue IntegerInput(OnnxSession s, int k, string what)
+    {
+        var v = V(s, k);
+        if (v.IsFloat) throw Bad($"{what} ('{Node.Inputs[k]}') is a float tensor; it must hold integers");
+        return v;
+    }
+
     protected InvalidDataException Bad(string what) => new($"{Where}: {what}");
 
     protected NotSupportedException Unsupported(string what) => new($"unsupported: {what} in {Where}");
@@ -93,7 +115,12 @@ internal static class Attr
 internal sealed class IdentityOp : OnnxOp
 {
     public override bool OutputIsFloat(int k, Func<int, bool> f) => f(0);
-    public override void Check(long opset) => Attr.OnlyKnown(Node);
+    public override void Check(long opset)
+    {
+        CheckArity(1, 1);
+        Attr.OnlyKnown(Node);
+    }
+
     public override void Plan(OnnxSession s) => O(s, 0).Resize(V(s, 0).Shape, Where);
     public override void Run(OnnxSession s) => CopyData(V(s, 0), O(s, 0));
 }
@@ -107,11 +134,12 @@ internal sealed class ConstantOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(0, 0);
         if (Node.Attributes.Count != 1) throw Bad("needs exactly one value attribute");
         var a = Node.Attributes.Values.First();
         _value = a.Name switch
         {
-            "value" => OnnxValue.FromTensor(Attr.Get(Node, "value", OnnxAttribute.TensorType)!.T!),
+            "value" => OnnxValue.FromTensor(Attr.Get(Node, "value", OnnxAttribute.TensorType)!.T ?? throw Bad("attribute 'value' holds no tensor")),
             "value_float" => OnnxValue.FromTensor(OnnxTensor.FromFloats("", [Attr.Float(Node, "value_float", 0)])),
             "value_floats" => OnnxValue.FromTensor(OnnxTensor.FromFloats("", Attr.Floats(Node, "value_floats")!, Attr.Floats(Node, "value_floats")!.Length)),
             "value_int" => OnnxValue.FromTensor(OnnxTensor.FromIntegers("", OnnxDataType.Int64, [Attr.Int(Node, "value_int", 0)])),
@@ -132,6 +160,7 @@ internal sealed class CastOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(1, 1);
         Attr.OnlyKnown(Node, "to", "saturate");
         _to = (OnnxDataType)Attr.Int(Node, "to", 0);
         if (_to != OnnxDataType.Float && !OnnxTensor.IsInteger(_to)) throw Unsupported($"cast to {_to}");
@@ -175,6 +204,7 @@ internal sealed class ShapeOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(1, 1);
         Attr.OnlyKnown(Node, "start", "end");
         _start = Attr.Int(Node, "start", 0);
         _end = Attr.Int(Node, "end", long.MaxValue);
@@ -219,6 +249,7 @@ internal sealed class ReshapeOp : OnnxOp
     public override void Check(long opset)
     {
         _opset = opset;
+        CheckArity(_kind == "Reshape" ? 2 : 1, 2);
         if (_kind == "Reshape") { Attr.OnlyKnown(Node, "allowzero"); _allowZero = Attr.Int(Node, "allowzero", 0) != 0; }
         else if (opset < 13) { Attr.OnlyKnown(Node, "axes"); _axesAttr = Attr.Ints(Node, "axes"); }
         else Attr.OnlyKnown(Node);
@@ -229,15 +260,17 @@ internal sealed class ReshapeOp : OnnxOp
     public override void Plan(OnnxSession s)
     {
         var x = V(s, 0);
-        ReadOnlySpan<long> axes = _axesAttr ?? (Has(1) ? V(s, 1).Ints : []);
+        ReadOnlySpan<long> axes = _axesAttr ?? (Has(1) ? IntegerInput(s, 1, "axes").Ints : []);
         long[] shape = _kind switch
         {
-            "Reshape" => ReshapeTo(x, V(s, 1).Ints),
+            "Reshape" => ReshapeTo(x, IntegerInput(s, 1, "shape").Ints),
             "Squeeze" => Squeeze(x, axes),
             _ => Unsqueeze(x, axes),
         };
+        // The count (and the budget) before the buffer: a hostile shape must not allocate up to the budget first.
+        if (OnnxTensor.CheckedCountOrThrow(shape, O(s, 0).Name, Where) != x.Count)
+            throw Bad($"cannot reshape {x.ShapeText} ({x.Count} elements) to [{string.Join(", ", shape)}]");
         O(s, 0).Resize(shape, Where);
-        if (O(s, 0).Count != x.Count) throw Bad($"cannot reshape {x.ShapeText} ({x.Count} elements) to [{string.Join(", ", shape)}]");
     }
 
     private long[] ReshapeTo(OnnxValue x, ReadOnlySpan<long> target)
@@ -311,6 +344,7 @@ internal sealed class TransposeOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(1, 1);
         Attr.OnlyKnown(Node, "perm");
         _perm = Attr.Ints(Node, "perm");
     }
@@ -321,10 +355,10 @@ internal sealed class TransposeOp : OnnxOp
         int r = x.Rank;
         var _p = new int[r];
         var seen = new bool[r];
+        if (_perm is not null && _perm.Length != r) throw Bad($"perm has {_perm.Length} entries for a rank-{r} input");
         for (int i = 0; i < r; i++)
         {
-            long p = _perm is null ? r - 1 - i : i < _perm.Length ? _perm[i] : -1;
-            if (_perm is not null && _perm.Length != r) throw Bad($"perm has {_perm.Length} entries for a rank-{r} input");
+            long p = _perm is null ? r - 1 - i : _perm[i];
             if (p < 0 || p >= r || seen[p]) throw Bad($"perm [{string.Join(", ", _perm ?? [])}] is not a permutation of 0..{r - 1}");
             seen[p] = true;
             _p[i] = (int)p;
@@ -341,19 +375,22 @@ internal sealed class TransposeOp : OnnxOp
     {
         OnnxValue x = V(s, 0), y = O(s, 0);
         var src = PlanData<Data>(s).SrcStrides;
-        if (x.IsFloat) Gather(x.Floats, y.Floats, y.Shape, src);
-        else Gather<long>(x.Ints, y.Ints, y.Shape, src);
+        if (x.IsFloat) Gather(x.Floats, 0, y.Floats, y.Shape, src);
+        else Gather<long>(x.Ints, 0, y.Ints, y.Shape, src);
     }
 
-    /// <summary>dst (dense, shape) [idx] = src[sum idx_i * srcStrides_i]: an odometer over dst, rows of the last axis inner.</summary>
-    internal static void Gather<T>(ReadOnlySpan<T> src, Span<T> dst, ReadOnlySpan<long> shape, ReadOnlySpan<long> srcStrides)
+    /// <summary>
+    /// dst (dense, shape) [idx] = src[start + sum idx_i * srcStrides_i]: an odometer over dst, rows of the last axis
+    /// inner. Strides may be negative (a Slice with negative steps walks back from <paramref name="start"/>).
+    /// </summary>
+    internal static void Gather<T>(ReadOnlySpan<T> src, long start, Span<T> dst, ReadOnlySpan<long> shape, ReadOnlySpan<long> srcStrides)
     {
         int r = shape.Length;
         if (dst.IsEmpty) return;
-        if (r == 0) { dst[0] = src[0]; return; }
+        if (r == 0) { dst[0] = src[(int)start]; return; }
         Span<long> idx = stackalloc long[r];
         idx.Clear();
-        long inner = shape[r - 1], stride = srcStrides[r - 1], o = 0, baseOff = 0;
+        long inner = shape[r - 1], stride = srcStrides[r - 1], o = 0, baseOff = start;
         while (true)
         {
             for (long i = 0; i < inner; i++) dst[(int)o++] = src[(int)(baseOff + i * stride)];
@@ -380,6 +417,7 @@ internal sealed class SliceOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(opset < 10 ? 1 : 3, opset < 10 ? 1 : 5);
         if (opset < 10)
         {
             Attr.OnlyKnown(Node, "starts", "ends", "axes");
@@ -398,9 +436,9 @@ internal sealed class SliceOp : OnnxOp
     {
         var x = V(s, 0);
         int r = x.Rank;
-        ReadOnlySpan<long> starts = _startsA ?? V(s, 1).Ints, ends = _endsA ?? V(s, 2).Ints;
-        ReadOnlySpan<long> axes = _axesA ?? (Has(3) ? V(s, 3).Ints : []);
-        ReadOnlySpan<long> steps = _startsA is null && Has(4) ? V(s, 4).Ints : [];
+        ReadOnlySpan<long> starts = _startsA ?? IntegerInput(s, 1, "starts").Ints, ends = _endsA ?? IntegerInput(s, 2, "ends").Ints;
+        ReadOnlySpan<long> axes = _axesA ?? (Has(3) ? IntegerInput(s, 3, "axes").Ints : []);
+        ReadOnlySpan<long> steps = _startsA is null && Has(4) ? IntegerInput(s, 4, "steps").Ints : [];
         if (ends.Length != starts.Length || (!axes.IsEmpty && axes.Length != starts.Length) || (!steps.IsEmpty && steps.Length != starts.Length))
             throw Bad("starts, ends, axes and steps differ in length");
         var shape = (long[])x.Shape.Clone();
@@ -418,20 +456,23 @@ internal sealed class SliceOp : OnnxOp
             long st = starts[i], en = ends[i];
             if (st < 0) st += dim;
             if (en < 0) en += dim;
+            // Counts without overflow for any int64 step (long.MinValue included): 1 + (distance - 1) / |step|, with
+            // the division by a negative step truncating toward zero.
             long count;
             if (step > 0)
             {
                 st = Math.Clamp(st, 0, dim); en = Math.Clamp(en, 0, dim);
-                count = en > st ? (en - st + step - 1) / step : 0;
+                count = en > st ? 1 + (en - st - 1) / step : 0;
             }
             else
             {
                 st = Math.Clamp(st, -1, dim - 1); en = Math.Clamp(en, -1, dim - 1);
-                count = st > en ? (st - en + (-step) - 1) / (-step) : 0;
+                count = st > en ? 1 - (st - en - 1) / step : 0;
             }
             shape[a] = count;
             if (count > 0) offset += st * strides[a];
-            srcStrides[a] = strides[a] * step;
+            // |step| < dim when count > 1, so the product fits; with one element the stride is never used.
+            srcStrides[a] = count > 1 ? strides[a] * step : strides[a];
         }
         var data = PlanData<Data>(s);
         data.Offset = offset; data.SrcStrides = srcStrides;
@@ -443,8 +484,8 @@ internal sealed class SliceOp : OnnxOp
         OnnxValue x = V(s, 0), y = O(s, 0);
         if (y.Count == 0) return;
         var d = PlanData<Data>(s);
-        if (x.IsFloat) TransposeOp.Gather(x.Floats[(int)d.Offset..], y.Floats, y.Shape, d.SrcStrides);
-        else TransposeOp.Gather<long>(x.Ints[(int)d.Offset..], y.Ints, y.Shape, d.SrcStrides);
+        if (x.IsFloat) TransposeOp.Gather(x.Floats, d.Offset, y.Floats, y.Shape, d.SrcStrides);
+        else TransposeOp.Gather<long>(x.Ints, d.Offset, y.Ints, y.Shape, d.SrcStrides);
     }
 }
 
@@ -455,10 +496,11 @@ internal sealed class ConcatOp : OnnxOp
 
     public override void Check(long opset)
     {
+        if (In.Length == 0) throw Bad("has no inputs");
+        CheckArity(In.Length, int.MaxValue);
         Attr.OnlyKnown(Node, "axis");
         _axisAttr = Attr.Int(Node, "axis", long.MinValue);
         if (_axisAttr == long.MinValue) throw Bad("has no axis");
-        if (In.Length == 0) throw Bad("has no inputs");
     }
 
     public override void Plan(OnnxSession s)
@@ -470,6 +512,7 @@ internal sealed class ConcatOp : OnnxOp
         for (int k = 0; k < In.Length; k++)
         {
             var x = V(s, k);
+            if (x.IsFloat != x0.IsFloat) throw Bad($"input {k} is {(x.IsFloat ? "a float" : "an integer")} tensor, input 0 {(x0.IsFloat ? "a float" : "an integer")} one");
             if (x.Rank != x0.Rank) throw Bad($"input {k} has rank {x.Rank}, input 0 rank {x0.Rank}");
             for (int i = 0; i < x.Rank; i++)
                 if (i != _axis && x.Shape[i] != x0.Shape[i]) throw Bad($"input {k} {x.ShapeText} does not match input 0 {x0.ShapeText} off axis {_axis}");
@@ -506,6 +549,7 @@ internal sealed class GatherOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(2, 2);
         Attr.OnlyKnown(Node, "axis");
         _axisAttr = Attr.Int(Node, "axis", 0);
     }
@@ -550,7 +594,11 @@ internal sealed class AddOp : OnnxOp
     private sealed class Data { public long[] Sa = [], Sb = []; }
     public override bool OutputIsFloat(int k, Func<int, bool> f) => f(0);
 
-    public override void Check(long opset) => Attr.OnlyKnown(Node);
+    public override void Check(long opset)
+    {
+        CheckArity(2, 2);
+        Attr.OnlyKnown(Node);
+    }
 
     public override void Plan(OnnxSession s)
     {
@@ -611,6 +659,7 @@ internal sealed class MatMulOp : OnnxOp
 
     public override void Check(long opset)
     {
+        CheckArity(2, _gemm ? 3 : 2);
         if (!_gemm) { Attr.OnlyKnown(Node); return; }
         Attr.OnlyKnown(Node, "alpha", "beta", "transA", "transB");
         _ta = Attr.Int(Node, "transA", 0) != 0; _tb = Attr.Int(Node, "transB", 0) != 0;

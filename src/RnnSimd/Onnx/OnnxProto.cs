@@ -436,6 +436,8 @@ internal static class OnnxParser
             throw r.Error($"{label}: external data location '{location}' leaves the model's directory", start);
         if (length >= 0 && length != expected)
             throw r.Error($"{label}: external data length {length} is not the {expected} bytes its shape and type need", start);
+        if (expected > Array.MaxLength)
+            throw r.Error($"{label} needs {expected} bytes of external data, more than one array holds ({Array.MaxLength})", start);
         try
         {
             using var s = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1);

@@ -125,6 +125,12 @@ internal ref struct ProtoReader
         if (wire == LengthDelimited)
         {
             var inner = ReadMessage(wire, field, Path);
+            // One value ends at each byte below 0x80: refuse too many before reading any, and size the list once
+            // (growing it by doubling would allocate up to 16-24 bytes per byte of a run of 1-byte varints).
+            int values = 0;
+            foreach (byte b in inner._data) if (b < 0x80) values++;
+            if (values > max - count) throw Error($"{field} has more than {max} values", inner.Offset);
+            into.EnsureCapacity(into.Count + values);
             while (!inner.End)
             {
                 if (++count > max) throw Error($"{field} has more than {max} values", inner.Offset);
@@ -144,6 +150,7 @@ internal ref struct ProtoReader
             var bytes = ReadBytes(wire, field);
             if (bytes.Length % 4 != 0) throw Error($"packed {field} is {bytes.Length} bytes, not a multiple of 4", at);
             if ((count += bytes.Length / 4) > max) throw Error($"{field} has more than {max} values", at);
+            into.EnsureCapacity(into.Count + bytes.Length / 4);
             for (int i = 0; i < bytes.Length; i += 4) into.Add(BinaryPrimitives.ReadSingleLittleEndian(bytes[i..]));
             return;
         }
@@ -159,6 +166,7 @@ internal ref struct ProtoReader
             var bytes = ReadBytes(wire, field);
             if (bytes.Length % 8 != 0) throw Error($"packed {field} is {bytes.Length} bytes, not a multiple of 8", at);
             if ((count += bytes.Length / 8) > max) throw Error($"{field} has more than {max} values", at);
+            into.EnsureCapacity(into.Count + bytes.Length / 8);
             for (int i = 0; i < bytes.Length; i += 8) into.Add(BinaryPrimitives.ReadDoubleLittleEndian(bytes[i..]));
             return;
         }
