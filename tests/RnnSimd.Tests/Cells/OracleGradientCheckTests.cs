@@ -95,6 +95,16 @@ public class OracleGradientCheckTests
         ["lstm_proj2_2layers_bidirectional_lengths_state_targets"] = (new("lstm", I, H, NumLayers: 2, Bidirectional: true, ProjSize: 2), [3, 1], true),
         ["gru_reset_before_linear_2layers_bidirectional_lengths_state_targets"] =
             (new("gru", I, H, NumLayers: 2, Bidirectional: true, GruLinearBeforeReset: false), [2, 3], true),
+        // ONNX's LSTM variants: peepholes (the extra dc terms and dL/dp) and coupled input and forget gates (f = 1 - i).
+        ["lstm_peepholes"] = (new("lstm", I, H, Peepholes: true), null, false),
+        ["lstm_peepholes_state_targets"] = (new("lstm", I, H, Peepholes: true), null, true),
+        ["lstm_coupled"] = (new("lstm", I, H, CoupledInputForget: true), null, false),
+        ["lstm_peepholes_coupled_state_targets"] = (new("lstm", I, H, Peepholes: true, CoupledInputForget: true), null, true),
+        ["lstm_peepholes_coupled_nobias_lengths"] = (new("lstm", I, H, Bias: false, Peepholes: true, CoupledInputForget: true), [3, 1], false),
+        ["lstm_peepholes_proj2_2layers_bidirectional_lengths_state_targets"] =
+            (new("lstm", I, H, NumLayers: 2, Bidirectional: true, ProjSize: 2, Peepholes: true), [3, 1], true),
+        ["lstm_coupled_2layers_bidirectional_lengths_state_targets"] =
+            (new("lstm", I, H, NumLayers: 2, Bidirectional: true, CoupledInputForget: true), [2, 3], true),
     };
 
     public static TheoryData<string> ConfigNames => new(Configs.Keys);
@@ -273,6 +283,38 @@ public class OracleGradientCheckTests
     }
 
     [Fact]
+    public void Oracle_lstm_peepholes_and_coupled_gates_one_step_match_hand_computation()
+    {
+        // The one-step LSTM above with peepholes p = (p_i, p_f, p_o) = (0.3, -0.5, 0.8), c0 = -0.6:
+        //   i = σ(0.45 + 0.3*(-0.6)) = σ(0.27) = 0.5670929049654543
+        //   f = σ(-0.45 + (-0.5)*(-0.6)) = σ(-0.15) = 0.46257015465625045, or with coupled gates 1 - i = 0.4329070950345457
+        //   g = tanh(0.66) = 0.5783634130445059;  c' = f*(-0.6) + i*g = 0.05044369523539349 (coupled 0.06824153100841635)
+        //   o = σ(1.25 + 0.8*c') (the NEW cell state) = 0.7842072631353081 (coupled 0.7866070003138459)
+        //   h' = o * tanh(c') = 0.039524793381696746 (coupled 0.05359609448681696)
+        var p = new Dictionary<string, double[]>
+        {
+            ["weight_ih_l0"] = [0.5, -1.0, 0.8, 1.5],
+            ["weight_hh_l0"] = [-0.4, 0.3, 0.6, -0.2],
+            ["bias_ih_l0"] = [0.1, 0.2, -0.3, 0.05],
+            ["bias_hh_l0"] = [0.2, -0.1, 0.1, 0.25],
+            ["weight_peep_l0"] = [0.3, -0.5, 0.8],
+        };
+        var peep = RunSingle(new RecurrentSpec("lstm", 1, 1, Peepholes: true), p, [0.7], 1, [0.5], [-0.6]);
+        AssertClose("peepholes h'", peep.Output, [0.039524793381696746], HandAtol, HandRtol);
+        AssertClose("peepholes c'", peep.CN!, [0.05044369523539349], HandAtol, HandRtol);
+        var both = RunSingle(new RecurrentSpec("lstm", 1, 1, Peepholes: true, CoupledInputForget: true), p, [0.7], 1, [0.5], [-0.6]);
+        AssertClose("coupled h'", both.Output, [0.05359609448681696], HandAtol, HandRtol);
+        AssertClose("coupled c'", both.CN!, [0.06824153100841635], HandAtol, HandRtol);
+        // Coupled without peepholes: the forget gate's rows are unused, whatever they hold.
+        p.Remove("weight_peep_l0");
+        var coupled = RunSingle(new RecurrentSpec("lstm", 1, 1, CoupledInputForget: true), p, [0.7], 1, [0.5], [-0.6]);
+        p["weight_ih_l0"][1] = 9; p["bias_hh_l0"][1] = -9;
+        var changed = RunSingle(new RecurrentSpec("lstm", 1, 1, CoupledInputForget: true), p, [0.7], 1, [0.5], [-0.6]);
+        AssertClose("coupled, f rows changed", changed.Output, coupled.Output);
+        Assert.All(coupled.ParamGrads["weight_ih_l0"].Where((_, r) => r == 1), g => Assert.Equal(0.0, g));
+    }
+
+    [Fact]
     public void Oracle_rnn_two_steps_match_hand_computation()
     {
         // I = H = 1, W_ih = 0.9, W_hh = -0.6, b_ih = 0.1, b_hh = -0.3, x = (0.5, -1.0), h0 = 0.2.
@@ -317,10 +359,11 @@ public class OracleGradientCheckTests
     // Structure: lengths, reverse direction, stacking, names
     // ------------------------------------------------------------------------------------------------------------
 
-    public static TheoryData<string> Cells => new("rnn_tanh", "rnn_relu", "lstm", "gru");
+    public static TheoryData<string> Cells => new("rnn_tanh", "rnn_relu", "lstm", "gru", "lstm_peepholes_coupled");
 
-    private static RecurrentSpec SpecFor(string cell, int numLayers = 1, bool bidirectional = false) =>
-        new(cell, I, H, numLayers, bidirectional, ProjSize: cell == "lstm" ? 2 : 0);
+    private static RecurrentSpec SpecFor(string cell, int numLayers = 1, bool bidirectional = false) => cell == "lstm_peepholes_coupled"
+        ? new("lstm", I, H, numLayers, bidirectional, Peepholes: true, CoupledInputForget: true)
+        : new(cell, I, H, numLayers, bidirectional, ProjSize: cell == "lstm" ? 2 : 0);
 
     [Theory]
     [MemberData(nameof(Cells))]
@@ -337,7 +380,7 @@ public class OracleGradientCheckTests
         AssertClose("d input", withLengths.GradInput, plain.GradInput);
         AssertClose("d h0", withLengths.GradH0, plain.GradH0);
         foreach (var (name, g) in plain.ParamGrads) AssertClose("d " + name, withLengths.ParamGrads[name], g);
-        if (cell == "lstm")
+        if (pb.Spec.Cell == "lstm")
         {
             AssertClose("c_n", withLengths.CN!, plain.CN!);
             AssertClose("d c0", withLengths.GradC0!, plain.GradC0!);
@@ -381,7 +424,7 @@ public class OracleGradientCheckTests
             AssertClose($"d input of sequence {s}", gxAll[..(n * I)], alone.GradInput);
             Assert.All(gxAll[(n * I)..], v => Assert.Equal(0.0, v));
             AssertClose($"d h0 of sequence {s}", Rows(all.GradH0, ld, b, hout), alone.GradH0);
-            if (cell == "lstm")
+            if (pb.Spec.Cell == "lstm")
             {
                 AssertClose($"c_n of sequence {s}", Rows(all.CN!, ld, b, hs), alone.CN!);
                 AssertClose($"d c0 of sequence {s}", Rows(all.GradC0!, ld, b, hs), alone.GradC0!);
@@ -433,7 +476,7 @@ public class OracleGradientCheckTests
             }
         }
         AssertClose("h_n", Direction1(both.HN, hout), fwd.HN);
-        if (cell == "lstm") AssertClose("c_n", Direction1(both.CN!, hs), fwd.CN!);
+        if (pb.Spec.Cell == "lstm") AssertClose("c_n", Direction1(both.CN!, hs), fwd.CN!);
     }
 
     /// <summary>Layer 1 of a two-layer stack is a one-layer run on layer 0's (both-direction) output.</summary>
@@ -458,7 +501,7 @@ public class OracleGradientCheckTests
         AssertClose("output", stack.Output, second.Output);
         AssertClose("h_n layer 0", States(stack.HN, 0, hout), first.HN);
         AssertClose("h_n layer 1", States(stack.HN, 1, hout), second.HN);
-        if (cell == "lstm")
+        if (pb.Spec.Cell == "lstm")
         {
             AssertClose("c_n layer 0", States(stack.CN!, 0, hs), first.CN!);
             AssertClose("c_n layer 1", States(stack.CN!, 1, hs), second.CN!);

@@ -9,8 +9,14 @@ namespace RnnSimd.Tests.Reference;
 /// GRU only. true (PyTorch): n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
 /// false (ONNX default, Cho et al. 2014): n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
 /// </param>
+/// <param name="Peepholes">
+/// LSTM only (ONNX's input P): i = σ(a_i + p_i c), f = σ(a_f + p_f c), o = σ(a_o + p_o c') with c the previous and c'
+/// the new cell state; parameter weight_peep_l{l}[_reverse] of shape (3, H), rows p_i, p_f, p_o.
+/// </param>
+/// <param name="CoupledInputForget">LSTM only (ONNX's input_forget = 1): f = 1 - i; the f rows of the weights and p_f are unused.</param>
 public sealed record RecurrentSpec(string Cell, int InputSize, int HiddenSize,
-    int NumLayers = 1, bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true)
+    int NumLayers = 1, bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true,
+    bool Peepholes = false, bool CoupledInputForget = false)
 {
     /// <summary>Number of gates stacked in the weight rows: 1 (rnn), 4 (lstm: i,f,g,o), 3 (gru: r,z,n).</summary>
     public int Gates => Cell switch
@@ -76,6 +82,8 @@ public sealed class NaiveResult
 /// rnn:  h' = act(W_ih x + b_ih + W_hh h + b_hh)                     act = tanh or relu
 /// lstm: i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)           a = W_ih x + b_ih + W_hh h + b_hh, rows i,f,g,o
 ///       c' = f c + i g;  m = o tanh(c');  h' = m, or W_hr m with a projection
+///       peepholes (ONNX): i = σ(a_i + p_i c), f = σ(a_f + p_f c), o = σ(a_o + p_o c')
+///       coupled input and forget gates (ONNX input_forget = 1): f = 1 - i
 /// gru:  r = σ(ax_r + ah_r), z = σ(ax_z + ah_z)                      ax = W_ih x + b_ih, ah = W_hh h + b_hh, rows r,z,n
 ///       n = tanh(ax_n + r ah_n)                    (linear before reset, PyTorch)
 ///       n = tanh(ax_n + W_hn (r h) + b_hn)         (otherwise, ONNX default)
@@ -111,6 +119,8 @@ public sealed class NaiveRecurrent
                 }
                 if (spec.ProjSize > 0)
                     list.Add(($"weight_hr_{s}", [hout, spec.HiddenSize]));
+                if (spec.Peepholes)
+                    list.Add(($"weight_peep_{s}", [3, spec.HiddenSize]));
             }
         }
         return list;
@@ -145,6 +155,8 @@ public sealed class NaiveRecurrent
             throw new ArgumentException($"ProjSize must be 0, or > 0 for lstm only: {spec}");
         if (spec.ProjSize >= spec.HiddenSize && spec.ProjSize > 0)
             throw new ArgumentException($"ProjSize must be smaller than HiddenSize (as PyTorch): {spec}");
+        if ((spec.Peepholes || spec.CoupledInputForget) && spec.Cell != "lstm")
+            throw new ArgumentException($"Peepholes and CoupledInputForget are for lstm only: {spec}");
     }
 
     /// <summary>Everything one cell step needs again in backward.</summary>
@@ -345,17 +357,20 @@ public sealed class NaiveRecurrent
                 var gates = new double[4 * H]; // i, f, g, o
                 var cNew = new double[H];
                 var m = new double[H];
+                var peep = spec.Peepholes ? _p[$"weight_peep_{s}"] : null; // (3, H): p_i, p_f, p_o
                 for (int j = 0; j < H; j++)
                 {
-                    double i = Sigmoid(ax[0 * H + j] + ah[0 * H + j]);
-                    double f = Sigmoid(ax[1 * H + j] + ah[1 * H + j]);
+                    double pi = 0, pf = 0, po = 0;
+                    if (peep is not null) { pi = peep[0 * H + j]; pf = peep[1 * H + j]; po = peep[2 * H + j]; }
+                    double i = Sigmoid(ax[0 * H + j] + ah[0 * H + j] + pi * c![j]);
+                    double f = spec.CoupledInputForget ? 1 - i : Sigmoid(ax[1 * H + j] + ah[1 * H + j] + pf * c![j]);
                     double g = Math.Tanh(ax[2 * H + j] + ah[2 * H + j]);
-                    double o = Sigmoid(ax[3 * H + j] + ah[3 * H + j]);
+                    cNew[j] = f * c![j] + i * g;
+                    double o = Sigmoid(ax[3 * H + j] + ah[3 * H + j] + po * cNew[j]); // the new cell state
                     gates[0 * H + j] = i;
                     gates[1 * H + j] = f;
                     gates[2 * H + j] = g;
                     gates[3 * H + j] = o;
-                    cNew[j] = f * c![j] + i * g;
                     m[j] = o * Math.Tanh(cNew[j]);
                 }
                 double[] hNew = m;
@@ -457,20 +472,45 @@ public sealed class NaiveRecurrent
                     for (int j = 0; j < H; j++) dm[j] = dh[j];
                 }
                 dcPrev = new double[H];
+                var peep = spec.Peepholes ? _p[$"weight_peep_{s}"] : null; // (3, H): p_i, p_f, p_o
+                var dpeep = spec.Peepholes ? grads[$"weight_peep_{s}"] : null;
                 for (int j = 0; j < H; j++)
                 {
                     double i = st.Gates[0 * H + j], f = st.Gates[1 * H + j], g = st.Gates[2 * H + j], o = st.Gates[3 * H + j];
-                    double tc = Math.Tanh(st.C![j]);
+                    double pi = 0, pf = 0, po = 0;
+                    if (peep is not null) { pi = peep[0 * H + j]; pf = peep[1 * H + j]; po = peep[2 * H + j]; }
+                    double cPrev = st.CPrev![j], cNew = st.C![j];
+                    double tc = Math.Tanh(cNew);
                     double dO = dm[j] * tc;
-                    double dcTotal = dc![j] + dm[j] * o * (1 - tc * tc); // from c_n / next step, and through h'
+                    double daO = dO * o * (1 - o);                       // dLoss/d(a_o + p_o c')
+                    // dLoss/dc': from c_n / the next step, through h' = o tanh(c'), and through o's peephole p_o c'
+                    double dcTotal = dc![j] + dm[j] * o * (1 - tc * tc) + daO * po;
                     double dI = dcTotal * g;
-                    double dF = dcTotal * st.CPrev![j];
+                    double dF = dcTotal * cPrev;
                     double dG = dcTotal * i;
-                    dcPrev[j] = dcTotal * f;
-                    dax[0 * H + j] = dah[0 * H + j] = dI * i * (1 - i);
-                    dax[1 * H + j] = dah[1 * H + j] = dF * f * (1 - f);
+                    double daI, daF;
+                    if (spec.CoupledInputForget)
+                    {
+                        daI = (dI - dF) * i * (1 - i);                   // f = 1 - i: df/di = -1
+                        daF = 0;                                          // a_f is unused
+                    }
+                    else
+                    {
+                        daI = dI * i * (1 - i);
+                        daF = dF * f * (1 - f);
+                    }
+                    // dLoss/dc: through c' = f c + i g, and through the peepholes p_i c, p_f c of i and f
+                    dcPrev[j] = dcTotal * f + daI * pi + daF * pf;
+                    dax[0 * H + j] = dah[0 * H + j] = daI;
+                    dax[1 * H + j] = dah[1 * H + j] = daF;
                     dax[2 * H + j] = dah[2 * H + j] = dG * (1 - g * g);
-                    dax[3 * H + j] = dah[3 * H + j] = dO * o * (1 - o);
+                    dax[3 * H + j] = dah[3 * H + j] = daO;
+                    if (dpeep is not null)
+                    {
+                        dpeep[0 * H + j] += daI * cPrev;
+                        dpeep[1 * H + j] += daF * cPrev;
+                        dpeep[2 * H + j] += daO * cNew;
+                    }
                 }
                 break;
             }
