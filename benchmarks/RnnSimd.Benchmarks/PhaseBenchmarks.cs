@@ -104,7 +104,7 @@ public abstract unsafe class PhaseBenchmarks
         for (int t = 0; t < _t; t++)
         {
             long row = (long)t * _b;
-            var k = new LstmForward
+            var k = new LstmForward<LstmPlain>
             {
                 Isa = _w.K.Isa, A = _gx + row * gh, Bias = _w.BiasSum, B = _gh, CPrev = _c + row * _h, Gates = _gates + row * gh,
                 C = _c + row * _h + _b * _h, TanhC = _tanhC, H = _hs + row * _h + _b * _h, Hd = (nuint)_h, BStride = (nuint)gh,
@@ -126,7 +126,7 @@ public abstract unsafe class PhaseBenchmarks
         for (int t = 0; t < _t; t++)
         {
             long row = (long)t * _b;
-            var k = new LstmBackward
+            var k = new LstmBackward<LstmPlain>
             {
                 Isa = _w.K.Isa, DM = _dh, DCNext = _tanhC, Gates = _gates + row * gh, CPrev = _c + row * _h, TanhC = _c + row * _h + _b * _h,
                 DG = _dg + row * gh, DCPrev = _tanhC, Hd = (nuint)_h,

@@ -59,7 +59,9 @@ internal unsafe struct CellBackStep
 internal unsafe struct CellSequence
 {
     public int Rows;             // T * B, in processing order
+    public int Batch;            // B
     public float* Hs;            // (T + 1, B, Hout): Hs[0] = h0
+    public float* Cs;            // (T + 1, B, H): Cs[0] = c0, where recorded (CellState)
     public float* DGh;           // (T, B, GH) recurrent-side pre-activation gradients
     public float* M, DHs, RH;    // (T, B, H), (T, B, P), (T, B, H) where recorded
 }

@@ -53,12 +53,13 @@ public static class StateDict
         ArgumentNullException.ThrowIfNull(options);
         var o = options;
         long units = (long)o.NumLayers * o.Directions;
-        long perUnit = 2 + (o.Bias ? 2 : 0) + (o.ProjSize > 0 ? 1 : 0);
+        long perUnit = 2 + (o.Bias ? 2 : 0) + (o.ProjSize > 0 ? 1 : 0) + (o.Peepholes ? 1 : 0);
         long gh = (long)o.GateCount * o.HiddenSize, hout = o.OutputHidden;
         decimal floats = 0;
         for (int l = 0; l < Math.Min(o.NumLayers, 2); l++) // layers >= 1 all have the same size as layer 1
         {
-            decimal layer = o.Directions * ((decimal)gh * o.LayerInput(l) + (decimal)gh * hout + (o.Bias ? 2m * gh : 0) + (decimal)o.ProjSize * o.HiddenSize);
+            decimal layer = o.Directions * ((decimal)gh * o.LayerInput(l) + (decimal)gh * hout + (o.Bias ? 2m * gh : 0) + (decimal)o.ProjSize * o.HiddenSize
+                + (o.Peepholes ? 3m * o.HiddenSize : 0));
             floats += l == 0 ? layer : layer * (o.NumLayers - 1);
         }
         long count = 0, held = 0;
@@ -93,7 +94,10 @@ public static class StateDict
         SafeTensorsWriter.Write(path, Tensors(network), meta);
     }
 
-    /// <summary>The options as string metadata (cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size, gru_linear_before_reset, reverse).</summary>
+    /// <summary>
+    /// The options as string metadata (cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size,
+    /// gru_linear_before_reset, reverse, peepholes, coupled_input_forget).
+    /// </summary>
     public static Dictionary<string, string> Describe(RecurrentOptions o) => new()
     {
         ["cell"] = o.CellName,
@@ -105,6 +109,8 @@ public static class StateDict
         ["proj_size"] = o.ProjSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["gru_linear_before_reset"] = o.GruLinearBeforeReset ? "true" : "false",
         ["reverse"] = o.Reverse ? "true" : "false",
+        ["peepholes"] = o.Peepholes ? "true" : "false",
+        ["coupled_input_forget"] = o.CoupledInputForget ? "true" : "false",
     };
 
     /// <summary>Reads options from metadata written by <see cref="Describe"/> (or a CASE file); absent optional keys take PyTorch's defaults.</summary>
@@ -130,7 +136,7 @@ public static class StateDict
         catch (ArgumentException e) { throw new InvalidDataException(e.Message); }
         var o = new RecurrentOptions(cell, Int("input_size"), Int("hidden_size"), Int("num_layers", 1),
             Bool("bidirectional", false), Bool("bias", true), Int("proj_size", 0), Bool("gru_linear_before_reset", true),
-            Bool("reverse", false));
+            Bool("reverse", false), Bool("peepholes", false), Bool("coupled_input_forget", false));
         try { o.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"invalid network shape in metadata: {e.Message}"); }
         return o;

@@ -455,7 +455,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
         float* xp = rev ? r.XRev : x;
         k.Gemm(true, false, GH, In, TB, 1f, new ReadOnlySpan<float>(dGx, TB * GH), GH, new ReadOnlySpan<float>(xp, TB * In), In,
             1f, new Span<float>(grads + w.OWih, GH * In), In);
-        TCell.RecurrentGradients(w, new CellSequence { Rows = TB, Hs = r.Hs, DGh = dGh, M = r.M, DHs = r.DHs, RH = r.RH }, grads);
+        TCell.RecurrentGradients(w, new CellSequence { Rows = TB, Batch = B, Hs = r.Hs, Cs = r.Cs, DGh = dGh, M = r.M, DHs = r.DHs, RH = r.RH }, grads);
         if (w.Bias)
         {
             var dBih = new Span<float>(grads + w.OBih, GH);

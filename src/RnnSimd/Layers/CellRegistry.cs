@@ -19,9 +19,21 @@ internal static class CellRegistry
     [
         Of<RnnCell<TanhOp>>(CellType.RnnTanh, "rnn_tanh"),
         Of<RnnCell<ReluOp>>(CellType.RnnRelu, "rnn_relu"),
-        Of<LstmCell>(CellType.Lstm, "lstm"),
+        Of<LstmCell<LstmPlain>>(CellType.Lstm, "lstm") with { Driver = LstmDriver },
         Of<GruCell>(CellType.Gru, "gru"),
     ];
+
+    /// <summary>
+    /// The LSTM's driver: one specialisation per combination of ONNX's options (peepholes, coupled input and forget
+    /// gates), so the plain LSTM's loops carry no trace of them.
+    /// </summary>
+    private static CellDriver LstmDriver(RecurrentOptions o) => (o.Peepholes, o.CoupledInputForget) switch
+    {
+        (false, false) => new CellDriver<LstmCell<LstmPlain>>(o),
+        (true, false) => new CellDriver<LstmCell<LstmPeepholes>>(o),
+        (false, true) => new CellDriver<LstmCell<LstmCoupled>>(o),
+        (true, true) => new CellDriver<LstmCell<LstmPeepholesCoupled>>(o),
+    };
 
     /// <summary>Every registered kind, in enum order.</summary>
     public static IReadOnlyList<Entry> All => s_entries;

@@ -24,7 +24,8 @@ internal sealed unsafe class LayerWeights
     public readonly bool Bias, LinearBeforeReset;
     public readonly KernelSet K;
     public readonly float* Wih, Whh, Bih, Bhh, Whr;                  // (GH, In), (GH, Hout), (GH), (GH), (P, H)
-    public readonly int OWih, OWhh, OBih, OBhh, OWhr;                // offsets of the same tensors in a gradient arena
+    public readonly float* Peep;                                      // LSTM peepholes (3, H): p_i, p_f, p_o; else null
+    public readonly int OWih, OWhh, OBih, OBhh, OWhr, OPeep;         // offsets of the same tensors in a gradient arena
 
     // Pre-summed biases: rows below Split b_ih + b_hh, rows from Split b_ih only (GH); BiasRest: b_hh of rows from Split (GH - Split).
     public readonly float* BiasSum, BiasRest;
@@ -53,6 +54,7 @@ internal sealed unsafe class LayerWeights
         Whh = Find(parameters, "weight_hh" + sfx, out OWhh);
         if (Bias) { Bih = Find(parameters, "bias_ih" + sfx, out OBih); Bhh = Find(parameters, "bias_hh" + sfx, out OBhh); }
         if (P > 0) Whr = Find(parameters, "weight_hr" + sfx, out OWhr);
+        if (o.Peepholes) Peep = Find(parameters, "weight_peep" + sfx, out OPeep);
 
         int pad = (GH + 15) / 16 * 16;
         _biases = GC.AllocateArray<float>(3 * pad, pinned: true);

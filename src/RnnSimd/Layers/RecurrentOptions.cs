@@ -27,8 +27,16 @@ public enum CellType
 /// <param name="Reverse">A unidirectional network whose layers run backward in time, t = T-1 ... 0 (ONNX's direction = "reverse";
 /// PyTorch has no such module): the same cell and weights as a forward layer, fed its sequence from the end. Not with
 /// <paramref name="Bidirectional"/>, and not for <see cref="RecurrentNetwork.Step"/> (a streaming step cannot see the future).</param>
+/// <param name="Peepholes">LSTM only (ONNX's input P; PyTorch has none): the gates also see the cell state,
+/// i = σ(... + p_i ⊙ c_{t-1}), f = σ(... + p_f ⊙ c_{t-1}), o = σ(... + p_o ⊙ c_t) (o sees the NEW cell state). Adds one
+/// parameter per layer and direction, <c>weight_peep_l{l}[_reverse]</c> of shape (3, H), rows p_i, p_f, p_o (PyTorch's
+/// gate order without g; ONNX's P is [p_i, p_o, p_f]), initialised like every other parameter. Any other option may
+/// be combined with it, a projection included (the peepholes see c, never the projected h).</param>
+/// <param name="CoupledInputForget">LSTM only (ONNX's input_forget = 1): f = 1 - i. The forget gate's rows of W_ih,
+/// W_hh, b_ih, b_hh (and p_f) stay in the state_dict but are unused, and their gradients are zero.</param>
 public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSize, int NumLayers = 1,
-    bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true, bool Reverse = false)
+    bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true, bool Reverse = false,
+    bool Peepholes = false, bool CoupledInputForget = false)
 {
     private static long s_memoryBudget = 4L << 30;
 
@@ -57,7 +65,8 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
         decimal gh = (decimal)GateCount * HiddenSize, hout = OutputHidden, total = 0;
         for (int l = 0; l < Math.Min(NumLayers, 2); l++)
         {
-            decimal weights = gh * LayerInput(l) + gh * hout + (Bias ? 2 * gh : 0) + (decimal)ProjSize * HiddenSize;
+            decimal weights = gh * LayerInput(l) + gh * hout + (Bias ? 2 * gh : 0) + (decimal)ProjSize * HiddenSize
+                + (Peepholes ? 3m * HiddenSize : 0);
             decimal packed = 5 * gh * (LayerInput(l) + hout) + 3m * ProjSize * HiddenSize; // panels, tiles, step tiles
             decimal layer = Directions * (2 * weights + packed) * sizeof(float);
             total += l == 0 ? layer : layer * (NumLayers - 1);
@@ -100,7 +109,8 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
     public int LayerInput(int layer) => layer == 0 ? InputSize : Directions * OutputHidden;
 
     /// <summary>Checks that every size is valid.</summary>
-    /// <exception cref="ArgumentException">A size is not positive, or a projection is asked of a cell other than LSTM or is not smaller than H.</exception>
+    /// <exception cref="ArgumentException">A size is not positive, a projection is asked of a cell other than LSTM or is not smaller
+    /// than H, or peepholes or coupled input and forget gates are asked of a cell other than LSTM.</exception>
     public void Validate()
     {
         if (CellRegistry.Find(Cell) is null) CellRegistry.Get(Cell); // throws, naming the known types
@@ -109,11 +119,19 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
         if (NumLayers <= 0) throw new ArgumentException($"NumLayers must be positive, got {NumLayers}.", nameof(NumLayers));
         if (ProjSize < 0) throw new ArgumentException($"ProjSize must be non-negative, got {ProjSize}.", nameof(ProjSize));
         if (ProjSize > 0 && Cell != CellType.Lstm) throw new ArgumentException("ProjSize is only supported by LSTM (as in PyTorch).", nameof(ProjSize));
+        if (Peepholes && Cell != CellType.Lstm)
+            throw new ArgumentException($"Peepholes are only supported by LSTM (ONNX's input P); this network is {CellName}.", nameof(Peepholes));
+        if (CoupledInputForget && Cell != CellType.Lstm)
+            throw new ArgumentException($"CoupledInputForget is only supported by LSTM (ONNX's input_forget); this network is {CellName}.", nameof(CoupledInputForget));
         if (Reverse && Bidirectional) throw new ArgumentException("Reverse is for a unidirectional network that runs backward in time; a bidirectional network already has a reverse direction.", nameof(Reverse));
         if (ProjSize >= HiddenSize && ProjSize > 0) throw new ArgumentException($"ProjSize ({ProjSize}) must be smaller than HiddenSize ({HiddenSize}), as in PyTorch.", nameof(ProjSize));
     }
 
-    /// <summary>The parameters in PyTorch's state_dict order, with their shapes.</summary>
+    /// <summary>
+    /// The parameters in PyTorch's state_dict order, with their shapes: per layer l and direction (suffix "_reverse"),
+    /// weight_ih_l{l} (G*H, In), weight_hh_l{l} (G*H, Hout), bias_ih_l{l} and bias_hh_l{l} (G*H) with <see cref="Bias"/>,
+    /// weight_hr_l{l} (P, H) with a projection, weight_peep_l{l} (3, H) with <see cref="Peepholes"/> (rows p_i, p_f, p_o).
+    /// </summary>
     public IReadOnlyList<(string Name, int[] Shape)> ParameterShapes()
     {
         Validate();
@@ -132,6 +150,7 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
                     list.Add(("bias_hh" + sfx, [gh]));
                 }
                 if (ProjSize > 0) list.Add(("weight_hr" + sfx, [ProjSize, HiddenSize]));
+                if (Peepholes) list.Add(("weight_peep" + sfx, [3, HiddenSize]));
             }
         }
         return list;

@@ -11,15 +11,24 @@ public class RecurrentContractTests
     public static TheoryData<string, int, int> CellsAndBatches()
     {
         var d = new TheoryData<string, int, int>();
-        foreach (var cell in new[] { "lstm", "lstmp", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
+        foreach (var cell in new[] { "lstm", "lstmp", "lstm_peep", "lstm_coupled", "lstm_peep_coupled", "lstmp_peep", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
             foreach (int b in new[] { 1, 3 })
                 d.Add(cell, b, 2);
         return d;
     }
 
+    /// <summary>
+    /// The options of a cell variant by test name: a cell name, or lstmp (projection 7), lstm_peep (peepholes), lstm_coupled
+    /// (coupled input and forget gates), lstm_peep_coupled (both), lstmp_peep (projection and peepholes), gru_orig (GRU's
+    /// original form).
+    /// </summary>
     internal static RecurrentOptions Options(string cell, int layers, int input = 17, int hidden = 33, bool bidi = false) => cell switch
     {
         "lstmp" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, ProjSize: 7),
+        "lstm_peep" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, Peepholes: true),
+        "lstm_coupled" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, CoupledInputForget: true),
+        "lstm_peep_coupled" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, Peepholes: true, CoupledInputForget: true),
+        "lstmp_peep" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, ProjSize: 7, Peepholes: true),
         "gru_orig" => new RecurrentOptions(CellType.Gru, input, hidden, layers, bidi, GruLinearBeforeReset: false),
         _ => new RecurrentOptions(RecurrentOptions.ParseCell(cell), input, hidden, layers, bidi),
     };
@@ -91,7 +100,7 @@ public class RecurrentContractTests
     {
         var failures = new List<string>();
         foreach (var set in Sets)
-        foreach (var cell in new[] { "lstm", "lstmp", "gru", "gru_orig", "rnn_tanh" })
+        foreach (var cell in new[] { "lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh" })
         foreach (int batch in new[] { 1, 4 })
         {
             var o = Options(cell, 2);
@@ -159,11 +168,75 @@ public class RecurrentContractTests
         Assert.Equal("c0", Assert.Throws<ArgumentException>(() => gru.Forward(new float[3], 1, 1, [], new float[4], new float[4], [], [], gru.CreateWorkspace(1, 1))).ParamName);
         Assert.Throws<ArgumentException>(() => new RecurrentNetwork(new RecurrentOptions(CellType.Gru, 3, 4, ProjSize: 2)));
         Assert.Throws<ArgumentException>(() => new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 3, 4, ProjSize: 4)));
+        // ONNX's LSTM options are refused for other cells, naming the option.
+        Assert.Equal("Peepholes", Assert.Throws<ArgumentException>(() => new RecurrentNetwork(new RecurrentOptions(CellType.Gru, 3, 4, Peepholes: true))).ParamName);
+        Assert.Equal("CoupledInputForget", Assert.Throws<ArgumentException>(() =>
+            new RecurrentNetwork(new RecurrentOptions(CellType.RnnTanh, 3, 4, CoupledInputForget: true))).ParamName);
         // Another network's workspace is refused before any work; this network's own, with no Forward recorded, too.
         Assert.Equal("workspace", Assert.Throws<ArgumentException>(() => new RecurrentNetwork(o).Backward(ws, [], [], [], [], [], [])).ParamName);
         Assert.Throws<InvalidOperationException>(() => net.Backward(net.CreateWorkspace(1, 1), new float[8], [], [], [], [], []));
         Assert.Throws<InvalidOperationException>(() => net.Backward(net.CreateInferenceWorkspace(1, 1), new float[8], [], [], [], [], []));
         Assert.Throws<ArgumentException>(() => new RecurrentOptions((CellType)99, 3, 4).Validate());
+    }
+
+    /// <summary>
+    /// ONNX's LSTM options: one (3, H) peephole tensor per layer and direction after PyTorch's tensors (p_i, p_f, p_o), in
+    /// the network's size estimate too; with coupled gates the forget gate's rows (and p_f) do not change anything and
+    /// get exactly zero gradients.
+    /// </summary>
+    [Fact]
+    public void Peephole_parameters_and_coupled_gates_follow_the_documented_layout()
+    {
+        var o = new RecurrentOptions(CellType.Lstm, 10, 20, 2, Bidirectional: true, ProjSize: 5, Peepholes: true);
+        var names = new RecurrentNetwork(o, 1).Parameters.Entries.Select(e => $"{e.Name}{e.ShapeText}").ToArray();
+        Assert.Equal(new[]
+        {
+            "weight_ih_l0(80, 10)", "weight_hh_l0(80, 5)", "bias_ih_l0(80)", "bias_hh_l0(80)", "weight_hr_l0(5, 20)", "weight_peep_l0(3, 20)",
+            "weight_ih_l0_reverse(80, 10)", "weight_hh_l0_reverse(80, 5)", "bias_ih_l0_reverse(80)", "bias_hh_l0_reverse(80)", "weight_hr_l0_reverse(5, 20)", "weight_peep_l0_reverse(3, 20)",
+            "weight_ih_l1(80, 10)", "weight_hh_l1(80, 5)", "bias_ih_l1(80)", "bias_hh_l1(80)", "weight_hr_l1(5, 20)", "weight_peep_l1(3, 20)",
+            "weight_ih_l1_reverse(80, 10)", "weight_hh_l1_reverse(80, 5)", "bias_ih_l1_reverse(80)", "bias_hh_l1_reverse(80)", "weight_hr_l1_reverse(5, 20)", "weight_peep_l1_reverse(3, 20)",
+        }, names);
+        Assert.Equal(2 /* layers */ * 2 /* directions */ * 2 /* parameters, gradients */ * 3 * 20 * sizeof(float),
+            o.NetworkBytes() - (o with { Peepholes = false }).NetworkBytes());
+        Assert.Equal(o.ParameterShapes().Count - 4, (o with { Peepholes = false }).ParameterShapes().Count);
+
+        foreach (bool peep in new[] { false, true })
+        foreach (var set in Sets)
+        {
+            var c = new RecurrentOptions(CellType.Lstm, 5, 16, 2, Bidirectional: true, Peepholes: peep, CoupledInputForget: true);
+            const int T = 6, B = 3, H = 16;
+            float[] x = Data(1, T * B * 5), y1 = new float[T * B * 2 * H], y2 = new float[y1.Length];
+            var a = new RecurrentNetwork(c, 4, set);
+            var b = new RecurrentNetwork(c, 4, set);
+            foreach (var e in b.Parameters.Entries)
+            {
+                var v = b.Parameters.View(e);
+                if (e.Name.StartsWith("weight_peep", StringComparison.Ordinal)) v.Slice(H, H).Fill(7f);  // p_f
+                else for (int r = H; r < 2 * H; r++) v.Slice(r * (v.Length / (4 * H)), v.Length / (4 * H)).Fill(-3f); // f rows
+            }
+            b.ParametersChanged();
+            var ws = a.CreateWorkspace(T, B);
+            a.Forward(x, T, B, [], [], y1, [], [], ws);
+            b.Forward(x, T, B, [], [], y2, [], [], b.CreateWorkspace(T, B));
+            AssertBitwiseEqual($"{set} peep={peep}: the forget rows are unused", y1, y2);
+            a.Backward(ws, Data(2, y1.Length), [], [], [], [], []);
+            foreach (var e in a.Gradients.Entries)
+            {
+                var g = a.Gradients.View(e);
+                if (e.Name.StartsWith("weight_peep", StringComparison.Ordinal))
+                {
+                    Assert.True(g.Slice(H, H).ToArray().All(v => v == 0), $"{set} d{e.Name} p_f");
+                    Assert.Contains(g.Slice(0, H).ToArray(), v => v != 0);
+                    Assert.Contains(g.Slice(2 * H, H).ToArray(), v => v != 0);
+                }
+                else
+                {
+                    int cols = g.Length / (4 * H);
+                    Assert.True(g.Slice(H * cols, H * cols).ToArray().All(v => v == 0), $"{set} d{e.Name} f rows");
+                    Assert.Contains(g.Slice(0, H * cols).ToArray(), v => v != 0);
+                }
+            }
+        }
     }
 
     [Fact]

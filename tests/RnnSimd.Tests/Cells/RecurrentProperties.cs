@@ -11,22 +11,33 @@ namespace RnnSimd.Tests.Cells;
 /// <summary>
 /// Recurrent layers against the naive double oracle (<see cref="NaiveRecurrent"/>): forward outputs and states, and
 /// every gradient (parameters, input, h0, c0, with gradients flowing in from h_n and c_n too), for every cell type and
-/// option, at every kernel set, with sizes around vector boundaries.
+/// option (ONNX's LSTM peepholes and coupled input and forget gates included), at every kernel set, with sizes around
+/// vector boundaries.
 /// </summary>
 [Trait("Category", "Cells")]
 public class RecurrentProperties
 {
     public sealed record Case(string Cell, bool Lbr, int Layers, bool Bidi, bool Bias, int Proj, int T, int B, int I, int H,
-        bool UseLengths, int Seed)
+        bool UseLengths, int Seed, bool Peep = false, bool Coupled = false)
     {
-        public RecurrentOptions Options => new(RecurrentOptions.ParseCell(Cell), I, H, Layers, Bidi, Bias, Proj, Lbr);
-        public RecurrentSpec Spec => new(Cell, I, H, Layers, Bidi, Bias, Proj, Lbr);
+        public RecurrentOptions Options => new(RecurrentOptions.ParseCell(Cell), I, H, Layers, Bidi, Bias, Proj, Lbr,
+            Peepholes: Peep, CoupledInputForget: Coupled);
+        public RecurrentSpec Spec => new(Cell, I, H, Layers, Bidi, Bias, Proj, Lbr, Peep, Coupled);
     }
 
     private static readonly int[] HiddenSizes = [1, 3, 7, 8, 15, 16, 17, 31, 33];
     private static readonly int[] InputSizes = [1, 2, 7, 16, 17];
 
-    private static Gen<Case> Cases(Gen<string> cells) =>
+    /// <summary>An LSTM case's (peepholes, coupled input and forget gates): PyTorch's LSTM alone.</summary>
+    private static readonly Gen<(bool, bool)> PlainLstm = Gen.Constant((false, false));
+
+    /// <summary>ONNX's LSTM variants only: peepholes, coupled gates, or both.</summary>
+    private static readonly Gen<(bool, bool)> OnnxLstm = Gen.Elements((true, false), (false, true), (true, true));
+
+    /// <summary>Every LSTM, PyTorch's included.</summary>
+    private static readonly Gen<(bool, bool)> AnyLstm = Gen.Elements((false, false), (true, false), (false, true), (true, true));
+
+    private static Gen<Case> Cases(Gen<string> cells, Gen<(bool, bool)>? lstmVariants = null) =>
         from cell in cells
         from lbr in Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
         from layers in Gen.Elements(1, 1, 2)
@@ -39,7 +50,8 @@ public class RecurrentProperties
         from i in Gen.Elements(InputSizes)
         from lengths in Gen.Frequency((3, Gen.Constant(false)), (1, Gen.Constant(true)))
         from seed in Seed
-        select new Case(cell, lbr, layers, bidi, bias, proj, t, b, i, h, lengths, seed);
+        from variant in cell == "lstm" ? lstmVariants ?? PlainLstm : PlainLstm
+        select new Case(cell, lbr, layers, bidi, bias, proj, t, b, i, h, lengths, seed, variant.Item1, variant.Item2);
 
     /// <summary>
     /// Tolerance per tensor: |a - e| &lt;= 1e-5 * max|e| + 1e-4 * |e|. Each value is a chain of float dot products of at
@@ -95,6 +107,11 @@ public class RecurrentProperties
     [Property(MaxTest = 40)]
     public Property Lstm_matches_oracle() => Check(Cases(Gen.Constant("lstm")), g => { foreach (var s in Sets) CheckCase(g, s); });
 
+    /// <summary>ONNX's LSTM: peepholes (their gradients too), coupled input and forget gates, both; with every other option, projection included.</summary>
+    [Property(MaxTest = 40)]
+    public Property Lstm_peepholes_and_coupled_gates_match_oracle() =>
+        Check(Cases(Gen.Constant("lstm"), OnnxLstm), g => { foreach (var s in Sets) CheckCase(g, s); });
+
     [Property(MaxTest = 40)]
     public Property Gru_both_forms_match_oracle() => Check(Cases(Gen.Constant("gru")), g => { foreach (var s in Sets) CheckCase(g, s); });
 
@@ -104,7 +121,7 @@ public class RecurrentProperties
     /// <summary>Every kernel set follows the same arithmetic contract, so whole networks agree bitwise across sets.</summary>
     [Property(MaxTest = 25)]
     public Property Every_kernel_set_gives_bitwise_identical_forward_and_gradients() =>
-        Check(Cases(Gen.Elements("lstm", "gru", "rnn_tanh")), g =>
+        Check(Cases(Gen.Elements("lstm", "lstm", "gru", "rnn_tanh"), AnyLstm), g =>
         {
             float[]? first = null;
             foreach (var set in Sets)

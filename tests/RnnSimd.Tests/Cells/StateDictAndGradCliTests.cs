@@ -27,6 +27,45 @@ public class StateDictAndGradCliTests : IDisposable
         Assert.Equal(a.Parameters.Data, b.Parameters.Data);
     }
 
+    /// <summary>ONNX's LSTM options travel in the metadata (peepholes, coupled_input_forget) and the peepholes as weight_peep_l{l}[_reverse].</summary>
+    [Fact]
+    public void Peepholes_and_coupled_gates_are_saved_loaded_and_described()
+    {
+        var o = new RecurrentOptions(CellType.Lstm, 6, 10, 2, Bidirectional: true, Peepholes: true, CoupledInputForget: true);
+        var a = new RecurrentNetwork(o, 1);
+        string path = Path.Combine(_dir, "peep.safetensors");
+        StateDict.Save(a, path);
+        var file = SafeTensorsFile.Read(path);
+        Assert.Equal("true", file.Metadata["peepholes"]);
+        Assert.Equal("true", file.Metadata["coupled_input_forget"]);
+        Assert.Equal(o, StateDict.ReadOptions(file.Metadata));
+        Assert.Contains(file.Tensors, t => t.Name == "weight_peep_l1_reverse" && t.Shape.SequenceEqual([3L, 10L]));
+        StateDict.CheckHolds(file, o);
+        var b = new RecurrentNetwork(o, 2);
+        StateDict.Load(b, file);
+        Assert.Equal(a.Parameters.Data, b.Parameters.Data);
+
+        // Files written before these options existed (no keys) read as PyTorch's LSTM; a file without the peepholes does
+        // not hold a peephole network, and one with them does not hold a plain one.
+        var old = new Dictionary<string, string>(file.Metadata);
+        old.Remove("peepholes");
+        old.Remove("coupled_input_forget");
+        Assert.Equal(o with { Peepholes = false, CoupledInputForget = false }, StateDict.ReadOptions(old));
+        Assert.Throws<InvalidDataException>(() => StateDict.CheckHolds(file, o with { Peepholes = false }));
+        string plainPath = Path.Combine(_dir, "plain.safetensors");
+        StateDict.Save(new RecurrentNetwork(o with { Peepholes = false }, 3), plainPath);
+        var plain = SafeTensorsFile.Read(plainPath);
+        Assert.Throws<InvalidDataException>(() => StateDict.CheckHolds(plain, o));
+        var e = Assert.Throws<InvalidDataException>(() => StateDict.Load(b, plain));
+        Assert.Contains("missing 'weight_peep_l0', expected shape (3, 10)", e.Message);
+        Assert.Equal(a.Parameters.Data, b.Parameters.Data);
+        old["peepholes"] = "maybe";
+        Assert.Contains("peepholes", Assert.Throws<InvalidDataException>(() => StateDict.ReadOptions(old)).Message);
+        old["peepholes"] = "true";
+        old["cell"] = "gru";
+        Assert.Contains("Peepholes", Assert.Throws<InvalidDataException>(() => StateDict.ReadOptions(old)).Message);
+    }
+
     [Fact]
     public void Load_reports_expected_and_found_names_and_shapes_and_changes_nothing()
     {
