@@ -12,7 +12,8 @@ namespace RnnSimd.Tests.Cells;
 public class ReverseNetworkTests
 {
     [Theory]
-    [InlineData("lstm"), InlineData("gru"), InlineData("gru_orig"), InlineData("rnn_tanh"), InlineData("rnn_relu"), InlineData("lstmp")]
+    [InlineData("lstm"), InlineData("gru"), InlineData("gru_orig"), InlineData("rnn_tanh"), InlineData("rnn_relu"), InlineData("lstmp"),
+     InlineData("lstm_peep"), InlineData("lstm_peep_coupled")]
     public void Reverse_network_is_the_reverse_half_of_a_bidirectional_one(string cell)
     {
         var bo = RecurrentContractTests.Options(cell, 1, bidi: true);

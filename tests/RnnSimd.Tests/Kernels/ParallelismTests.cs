@@ -51,7 +51,11 @@ public class ParallelismTests
     public void Whole_network_training_is_bitwise_identical_and_allocation_free_with_two_threads()
     {
         // hidden 128, batch 32: each step's recurrent product (32 x 512 x 128) is large enough to be split by rows
-        foreach (var o in new[] { new RecurrentOptions(CellType.Lstm, 65, 128, 2, Bidirectional: true), new RecurrentOptions(CellType.Gru, 65, 128, 1, ProjSize: 0, GruLinearBeforeReset: false) })
+        foreach (var o in new[]
+        {
+            new RecurrentOptions(CellType.Lstm, 65, 128, 2, Bidirectional: true), new RecurrentOptions(CellType.Gru, 65, 128, 1, ProjSize: 0, GruLinearBeforeReset: false),
+            new RecurrentOptions(CellType.Lstm, 65, 128, 1, Peepholes: true, CoupledInputForget: true),
+        })
         {
         float[] Train(int threads) => WithThreads<float[]>(threads, () =>
         {
@@ -82,7 +86,7 @@ public class ParallelismTests
     /// sequences, GEMM panels even for one row): bitwise the one-thread result for every kernel set and cell (LSTM with
     /// a projection and GRU's original form by rows only), both directions, two layers, lengths, h0/c0 in and h_n/c_n
     /// out, uneven ranges over 2 and 3 threads, and sequences longer than one input-projection chunk; the chosen path
-    /// must actually have run.
+    /// must actually have run. ONNX's LSTM variants (peepholes, coupled gates) split both ways, as the plain LSTM.
     /// </summary>
     [Theory]
     [InlineData(CellType.Lstm, 192, 1)]
@@ -96,11 +100,16 @@ public class ParallelismTests
     [InlineData(CellType.RnnTanh, 128, 16)]
     [InlineData(CellType.Lstm, 64, 24, 40)]   // with a projection: split by rows only
     [InlineData(CellType.Gru, 96, 16, -1)]    // GRU's original form: split by rows only
-    public void Inference_split_across_threads_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int batch, int variant = 0)
+    [InlineData(CellType.Lstm, 192, 1, 0, true, false)]    // peepholes, by units
+    [InlineData(CellType.Lstm, 192, 4, 0, true, true)]     // peepholes and coupled gates, by units
+    [InlineData(CellType.Lstm, 64, 20, 0, false, true)]    // coupled gates, by rows
+    [InlineData(CellType.Lstm, 64, 24, 40, true, true)]    // both, with a projection: by rows
+    public void Inference_split_across_threads_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int batch, int variant = 0,
+        bool peepholes = false, bool coupled = false)
     {
         const int T = 70, I = 24;
         var o = new RecurrentOptions(cell, I, hidden, 2, Bidirectional: true, ProjSize: variant > 0 ? variant : 0,
-            GruLinearBeforeReset: variant >= 0);
+            GruLinearBeforeReset: variant >= 0, Peepholes: peepholes, CoupledInputForget: coupled);
         int layers = o.NumLayers * o.Directions, dh = o.Directions * o.OutputHidden;
         bool byRows = batch >= 2 * CellDriver.MinRowsPerPart;
         float[] x = Data(11, T * batch * I), h0 = Data(12, layers * batch * o.OutputHidden), c0 = Data(13, layers * batch * hidden);
@@ -131,10 +140,13 @@ public class ParallelismTests
     [InlineData(CellType.Lstm, 192)]
     [InlineData(CellType.Gru, 224)]
     [InlineData(CellType.RnnTanh, 384)]
-    public void Streaming_step_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden)
+    [InlineData(CellType.Lstm, 192, true, false)]
+    [InlineData(CellType.Lstm, 192, true, true)]
+    public void Streaming_step_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, bool peepholes = false,
+        bool coupled = false)
     {
         const int steps = 40, I = 24;
-        var o = new RecurrentOptions(cell, I, hidden, 2);
+        var o = new RecurrentOptions(cell, I, hidden, 2, Peepholes: peepholes, CoupledInputForget: coupled);
         float[] x = Data(21, steps * I);
         foreach (var set in Sets)
         {
@@ -165,10 +177,13 @@ public class ParallelismTests
     [InlineData(CellType.Gru, 96, 0)]
     [InlineData(CellType.RnnTanh, 128, 0)]
     [InlineData(CellType.Lstm, 128, 40)]
-    public void Multi_stream_tick_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int proj)
+    [InlineData(CellType.Lstm, 128, 0, true, true)]
+    [InlineData(CellType.Lstm, 128, 40, true, false)]
+    public void Multi_stream_tick_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int proj,
+        bool peepholes = false, bool coupled = false)
     {
         const int N = 21, ticks = 6, I = 24;
-        var o = new RecurrentOptions(cell, I, hidden, 2, ProjSize: proj);
+        var o = new RecurrentOptions(cell, I, hidden, 2, ProjSize: proj, Peepholes: peepholes, CoupledInputForget: coupled);
         float[] x = Data(31, ticks * N * I);
         foreach (var set in Sets)
         {
@@ -193,12 +208,14 @@ public class ParallelismTests
         }
     }
 
-    [Fact]
-    public void Split_inference_steps_and_ticks_allocate_nothing_on_any_thread()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // peepholes and coupled gates
+    public void Split_inference_steps_and_ticks_allocate_nothing_on_any_thread(bool onnxLstm)
     {
         WithThreads(2, () =>
         {
-            var net = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 64, 256), 9);
+            var net = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 64, 256, Peepholes: onnxLstm, CoupledInputForget: onnxLstm), 9);
             float[] x = Data(4, 128 * 64), y = new float[128 * 256], hN = new float[256];
             var ws = net.CreateInferenceWorkspace(128, 1);
             long[] windows = SteadyStateAllocationsAllThreads(() => net.Forward(x, 128, 1, [], [], y, hN, [], ws), 10);
