@@ -15,7 +15,7 @@ public class ExportThroughOrtTests
     public static TheoryData<string, int, bool, bool, bool> Networks()
     {
         var d = new TheoryData<string, int, bool, bool, bool>();
-        foreach (var cell in new[] { "lstm", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
+        foreach (var cell in new[] { "lstm", "lstm_peep", "lstm_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
         {
             d.Add(cell, 1, false, false, true);
             d.Add(cell, 2, true, false, true);
@@ -28,6 +28,8 @@ public class ExportThroughOrtTests
     private static RecurrentOptions Options(string cell, int layers, bool bidi, bool reverse, bool bias) => cell switch
     {
         "gru_orig" => new RecurrentOptions(CellType.Gru, 7, 12, layers, bidi, bias, GruLinearBeforeReset: false, Reverse: reverse),
+        "lstm_peep" => new RecurrentOptions(CellType.Lstm, 7, 12, layers, bidi, bias, Reverse: reverse, Peepholes: true),
+        "lstm_coupled" => new RecurrentOptions(CellType.Lstm, 7, 12, layers, bidi, bias, Reverse: reverse, CoupledInputForget: true),
         _ => new RecurrentOptions(RecurrentOptions.ParseCell(cell), 7, 12, layers, bidi, bias, Reverse: reverse),
     };
 

@@ -16,6 +16,8 @@ public static class OnnxExport
 
     // ONNX gate block k comes from PyTorch block Inv[k] (the inverse of the importer's reordering).
     private static readonly int[] LstmInv = [0, 3, 1, 2], GruInv = [1, 0, 2], RnnInv = [0];
+    // ONNX's P block k (p_i, p_o, p_f) comes from RnnSimd's peephole row PeepInv[k] (p_i, p_f, p_o).
+    private static readonly int[] PeepInv = [0, 2, 1];
 
     /// <summary>Writes the model to <paramref name="path"/> (atomically: a temporary file renamed over it).</summary>
     /// <exception cref="NotSupportedException">The network has a projection (ONNX's LSTM has none).</exception>
@@ -64,6 +66,7 @@ public static class OnnxExport
             var W = new float[D * gh * I];
             var R = new float[D * gh * H];
             var B = o.Bias ? new float[D * 2 * gh] : null;
+            var P = o.Peepholes ? new float[D * 3 * H] : null;
             for (int d = 0; d < D; d++)
             {
                 string sfx = $"_l{l}" + (d == 1 ? "_reverse" : "");
@@ -74,10 +77,12 @@ public static class OnnxExport
                     Reorder(net.Parameters["bias_ih" + sfx], B.AsSpan(d * 2 * gh, gh), inv, H);
                     Reorder(net.Parameters["bias_hh" + sfx], B.AsSpan(d * 2 * gh + gh, gh), inv, H);
                 }
+                if (P is not null) Reorder(net.Parameters["weight_peep" + sfx], P.AsSpan(d * 3 * H, 3 * H), PeepInv, H);
             }
             initializers.Add(OnnxTensor.FromFloats($"W_l{l}", W, D, gh, I));
             initializers.Add(OnnxTensor.FromFloats($"R_l{l}", R, D, gh, H));
             if (B is not null) initializers.Add(OnnxTensor.FromFloats($"B_l{l}", B, D, 2 * gh));
+            if (P is not null) initializers.Add(OnnxTensor.FromFloats($"P_l{l}", P, D, 3 * H));
             initializers.Add(OnnxTensor.FromIntegers($"slice_start_l{l}", OnnxDataType.Int64, [l * D], 1));
             initializers.Add(OnnxTensor.FromIntegers($"slice_end_l{l}", OnnxDataType.Int64, [(l + 1) * D], 1));
         }
@@ -88,7 +93,7 @@ public static class OnnxExport
             Node(g, "Slice", $"slice_h0_l{l}", ["h0", $"slice_start_l{l}", $"slice_end_l{l}", "slice_axes"], [$"h0_l{l}"]);
             if (lstm) Node(g, "Slice", $"slice_c0_l{l}", ["c0", $"slice_start_l{l}", $"slice_end_l{l}", "slice_axes"], [$"c0_l{l}"]);
             string[] inputs = lstm
-                ? [x, $"W_l{l}", $"R_l{l}", o.Bias ? $"B_l{l}" : "", "", $"h0_l{l}", $"c0_l{l}"]
+                ? [x, $"W_l{l}", $"R_l{l}", o.Bias ? $"B_l{l}" : "", "", $"h0_l{l}", $"c0_l{l}", .. o.Peepholes ? new[] { $"P_l{l}" } : []]
                 : [x, $"W_l{l}", $"R_l{l}", o.Bias ? $"B_l{l}" : "", "", $"h0_l{l}"];
             string[] outputs = lstm ? [$"Y_l{l}", $"Y_h_l{l}", $"Y_c_l{l}"] : [$"Y_l{l}", $"Y_h_l{l}"];
             Node(g, op, $"{op.ToLowerInvariant()}_l{l}", inputs, outputs, a =>
@@ -96,6 +101,8 @@ public static class OnnxExport
                 a.Add(w => { w.String(1, "hidden_size"); w.Int64(20, OnnxAttribute.IntType); w.Int64(3, H); });
                 string dir = o.Bidirectional ? "bidirectional" : o.Reverse ? "reverse" : "forward";
                 a.Add(w => { w.String(1, "direction"); w.Int64(20, OnnxAttribute.StringType); w.String(4, dir); });
+                if (o.CoupledInputForget)
+                    a.Add(w => { w.String(1, "input_forget"); w.Int64(20, OnnxAttribute.IntType); w.Int64(3, 1); });
                 if (o.Cell == CellType.Gru)
                     a.Add(w => { w.String(1, "linear_before_reset"); w.Int64(20, OnnxAttribute.IntType); w.Int64(3, o.GruLinearBeforeReset ? 1 : 0); });
                 if (o.Cell == CellType.RnnRelu)

@@ -428,5 +428,6 @@ public sealed class OnnxModel
 
     internal static string Describe(RecurrentOptions o) =>
         $"{o.CellName} I={o.InputSize} H={o.HiddenSize} " + (o.Bidirectional ? "bidirectional" : o.Reverse ? "reverse" : "forward")
-        + (o.Bias ? "" : " no-bias") + (o.Cell == CellType.Gru ? $" linear_before_reset={(o.GruLinearBeforeReset ? 1 : 0)}" : "");
+        + (o.Bias ? "" : " no-bias") + (o.Cell == CellType.Gru ? $" linear_before_reset={(o.GruLinearBeforeReset ? 1 : 0)}" : "")
+        + (o.Peepholes ? " peepholes" : "") + (o.CoupledInputForget ? " input_forget=1" : "");
 }

@@ -13,11 +13,13 @@ internal sealed class RecurrentOp : OnnxOp
 {
     // PyTorch gate block j comes from ONNX block Src[j].
     private static readonly int[] LstmSrc = [0, 2, 3, 1], GruSrc = [1, 0, 2], RnnSrc = [0];
+    // RnnSimd's peephole row j (p_i, p_f, p_o) comes from ONNX's P block PeepSrc[j] (P is [p_i, p_o, p_f]).
+    private static readonly int[] PeepSrc = [0, 2, 1];
 
     /// <summary>The network, when W, R, B (and P) are initializers or constants; else each session builds its own.</summary>
     public RecurrentNetwork? Network;
     private int _d, _layout, _gates;
-    private bool _lstm, _reverse, _lbr;
+    private bool _lstm, _reverse, _lbr, _coupled;
     private CellType _cell;
     private string _op = "";
 
@@ -53,7 +55,9 @@ internal sealed class RecurrentOp : OnnxOp
         if (n.Attributes.ContainsKey("input_forget") && !_lstm) throw Unsupported("attribute 'input_forget'");
         if (n.Attributes.ContainsKey("linear_before_reset") && op != "GRU") throw Unsupported("attribute 'linear_before_reset'");
         if (n.Attributes.ContainsKey("clip")) throw Unsupported($"clip = {Attr.Float(n, "clip", 0)}");
-        if (Attr.Int(n, "input_forget", 0) != 0) throw Unsupported("input_forget = 1");
+        long inputForget = Attr.Int(n, "input_forget", 0);
+        if (inputForget is not (0 or 1)) throw Unsupported($"input_forget = {inputForget}");
+        _coupled = inputForget == 1;
         string direction = Attr.String(n, "direction") ?? "forward";
         _d = direction switch
         {
@@ -104,17 +108,19 @@ internal sealed class RecurrentOp : OnnxOp
         {
             CheckFloat(p, "P");
             if (p.Rank != 2 || p.Shape[0] != _d || p.Shape[1] != 3 * hid) throw Bad($"P {p.ShapeText} is not [{_d}, {3 * hid}]");
-            if (p.Floats.IndexOfAnyExcept(0f) >= 0) throw Unsupported("peepholes (a non-zero P)");
         }
+        // Static all-zero peepholes are no peepholes (the plain LSTM's faster kernels); P given as a graph input may change per run.
+        bool peepholes = p is not null && (!p.Static || p.Floats.IndexOfAnyExcept(0f) >= 0);
         var o = new RecurrentOptions(_cell, inp, hid, 1, Bidirectional: _d == 2, Bias: b is not null,
-            GruLinearBeforeReset: _cell != CellType.Gru || _lbr, Reverse: _reverse); // the flag only means something for GRU: PyTorch's default elsewhere
+            GruLinearBeforeReset: _cell != CellType.Gru || _lbr, Reverse: _reverse, // the flag only means something for GRU: PyTorch's default elsewhere
+            Peepholes: peepholes, CoupledInputForget: _coupled);
         RecurrentOptions.CheckBudget(o.NetworkBytes(), "model", $"{Where}'s network");
         var net = new RecurrentNetwork(o);
-        LoadWeights(net, w, r, b);
+        LoadWeights(net, w, r, b, peepholes ? p : null);
         return net;
     }
 
-    private void LoadWeights(RecurrentNetwork net, OnnxValue w, OnnxValue r, OnnxValue? b)
+    private void LoadWeights(RecurrentNetwork net, OnnxValue w, OnnxValue r, OnnxValue? b, OnnxValue? p)
     {
         int hid = net.Options.HiddenSize, inp = net.Options.InputSize;
         int[] src = _lstm ? LstmSrc : _op == "GRU" ? GruSrc : RnnSrc;
@@ -129,6 +135,7 @@ internal sealed class RecurrentOp : OnnxOp
                 Reorder(b.Floats.Slice(d * 2 * gh, gh), net.Parameters["bias_ih" + sfx], src, hid);
                 Reorder(b.Floats.Slice(d * 2 * gh + gh, gh), net.Parameters["bias_hh" + sfx], src, hid);
             }
+            if (p is not null) Reorder(p.Floats.Slice(d * 3 * hid, 3 * hid), net.Parameters["weight_peep" + sfx], PeepSrc, hid);
         }
         net.ParametersChanged();
     }
@@ -274,8 +281,8 @@ internal sealed class RecurrentOp : OnnxOp
         var cN = st.CN.AsSpan(0, _lstm ? D * B * H : 0);
         if (Network is null)
         {
-            if (_lstm && Has(7) && V(s, 7).Floats.IndexOfAnyExcept(0f) >= 0) throw Unsupported("peepholes (a non-zero P)");
-            LoadWeights(st.Net, V(s, 1), V(s, 2), Has(3) ? V(s, 3) : null); // weights are inputs: they may change per run
+            // weights are inputs: they may change per run
+            LoadWeights(st.Net, V(s, 1), V(s, 2), Has(3) ? V(s, 3) : null, st.Net.Options.Peepholes ? V(s, 7) : null);
         }
         st.Net.Forward(xs, T, B, h0, c0, y, hN, cN, st.Ws, lengths);
 

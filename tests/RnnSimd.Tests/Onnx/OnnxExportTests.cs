@@ -16,7 +16,7 @@ public class OnnxExportTests
     public static TheoryData<string, int, bool, bool> Networks()
     {
         var d = new TheoryData<string, int, bool, bool>();
-        foreach (var cell in new[] { "lstm", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
+        foreach (var cell in new[] { "lstm", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
         {
             d.Add(cell, 1, false, false);
             d.Add(cell, 2, true, false);
