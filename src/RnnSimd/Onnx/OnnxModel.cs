@@ -132,6 +132,8 @@ public sealed class OnnxModel
     private static OnnxDataType OutputIntType(OnnxOp op, List<(string, bool, OnnxDataType Type)> slots) => op switch
     {
         ShapeOp => OnnxDataType.Int64,
+        CastOp c => c.To,
+        ConstantOp c => c.Value.Type,
         _ => op.In.Length > 0 && op.In[0] >= 0 ? slots[op.In[0]].Type : OnnxDataType.Int64,
     };
 

@@ -156,6 +156,8 @@ internal sealed class ConstantOp : OnnxOp
 internal sealed class CastOp : OnnxOp
 {
     private OnnxDataType _to;
+    /// <summary>The type cast to.</summary>
+    public OnnxDataType To => _to;
     public override bool OutputIsFloat(int k, Func<int, bool> f) => _to == OnnxDataType.Float;
 
     public override void Check(long opset)

@@ -65,8 +65,9 @@ internal sealed class RecurrentOp : OnnxOp
             "bidirectional" => 2,
             _ => throw Unsupported($"direction = '{direction}'"),
         };
-        _layout = (int)Attr.Int(n, "layout", 0);
-        if (_layout is not (0 or 1)) throw Unsupported($"layout = {_layout}");
+        long layout = Attr.Int(n, "layout", 0);
+        if (layout is not (0 or 1)) throw Unsupported($"layout = {layout}");
+        _layout = (int)layout;
         long lbr = Attr.Int(n, "linear_before_reset", 0);
         if (lbr is not (0 or 1)) throw Unsupported($"linear_before_reset = {lbr}");
         _lbr = lbr == 1;
