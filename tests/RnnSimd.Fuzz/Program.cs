@@ -1,5 +1,6 @@
 using RnnSimd.IO;
 using RnnSimd.Layers;
+using RnnSimd.Onnx;
 using RnnSimd.Training;
 using SharpFuzz;
 
@@ -7,6 +8,26 @@ using SharpFuzz;
 // (success, InvalidDataException, and for sizes above the memory budget ArgumentOutOfRangeException before any
 // allocation) are swallowed, anything else escapes and AFL++ records it as a crash. `--replay FILE...` runs inputs
 // without AFL++ (to check a finding, or the corpus) and prints each outcome.
+// Two targets: safetensors files (no argument) and ONNX models (`--onnx` first: `--onnx`, `--onnx --replay FILE...`).
+if (args is ["--onnx", .. var onnxArgs])
+{
+    if (onnxArgs is ["--replay", .. var onnxFiles])
+    {
+        foreach (var f in onnxFiles)
+        {
+            try { CheckOnnx(File.ReadAllBytes(f)); Console.WriteLine($"{f}: ok"); }
+            catch (Exception e) { Console.WriteLine($"{f}: {e.GetType().Name}: {e.Message}"); }
+        }
+        return;
+    }
+    Fuzzer.OutOfProcess.Run(stream =>
+    {
+        using var ms = new MemoryStream();
+        stream.CopyTo(ms);
+        CheckOnnx(ms.ToArray());
+    });
+    return;
+}
 string temp = Path.Combine(Path.GetTempPath(), $"rnnsimd-fuzz-{Environment.ProcessId}.safetensors");
 if (args is ["--make-corpus", var dir])
 {
@@ -66,6 +87,36 @@ static void Check(byte[] bytes, string temp)
         var trainer = Trainer.Resume(temp, file.Metadata.TryGetValue("task", out var task) && task == "charlm" ? corpus : null);
         try { trainer.Step(); } catch (TrainingDivergedException) { }
     });
+}
+
+// An ONNX model: load it from bytes (no directory, so external data is refused) and, when it loads, run it once on
+// inputs of its declared shapes (an unknown dimension is 2; an input of unknown rank, or above 65,536 elements,
+// skips the run: the harness's own allocation stays small). Floats are 0; integers are 1, so that a sequence_lens
+// input is valid and the recurrent kernels run. Documented: InvalidDataException, NotSupportedException
+// ("unsupported..."), and while running the memory budget's ArgumentOutOfRangeException and the session's input
+// checks (ArgumentException for the shape, index, inputs, tensor or name).
+static void CheckOnnx(byte[] bytes)
+{
+    OnnxModel model;
+    try { model = OnnxModel.Load(bytes, "fuzz", null); }
+    catch (InvalidDataException) { return; }
+    catch (NotSupportedException e) when (e.Message.StartsWith("unsupported", StringComparison.Ordinal)) { return; }
+    var inputs = new List<OnnxTensor>();
+    foreach (var vi in model.Inputs)
+    {
+        if (vi.Shape is null) return;
+        long[] dims = vi.Shape.Select(d => d.Value >= 0 ? d.Value : 2).ToArray();
+        long n = 1;
+        foreach (long d in dims) if ((n *= Math.Min(d, 1L << 17)) > 1 << 16) return;
+        inputs.Add(vi.ElementType == OnnxDataType.Float
+            ? OnnxTensor.FromFloats(vi.Name, new float[n], dims)
+            : OnnxTensor.FromIntegers(vi.Name, OnnxDataType.Int64, Enumerable.Repeat(1L, (int)n).ToArray(), dims));
+    }
+    try { model.CreateSession().Run(inputs); }
+    catch (InvalidDataException) { }
+    catch (NotSupportedException e) when (e.Message.StartsWith("unsupported", StringComparison.Ordinal)) { }
+    catch (ArgumentOutOfRangeException e) when (e.Message.Contains("MemoryBudget", StringComparison.Ordinal)) { }
+    catch (ArgumentException e) when (e.ParamName is "shape" or "index" or "inputs" or "tensor" or "name") { }
 }
 
 static void Documented(Action a)

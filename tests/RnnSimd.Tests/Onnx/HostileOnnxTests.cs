@@ -785,9 +785,7 @@ public class HostileOnnxTests : IDisposable
         }
     }
 
-    [Fact(Skip = "OnnxModel.OutputIntType gives a Cast's output its input's element type: Cast(float -> int64) outputs are typed " +
-        "Float, and OnnxSession.Output throws ArgumentException ('Float is not an integer type'). Fix belongs in OnnxModel.cs " +
-        "(a Cast's output type is its 'to').")]
+    [Fact]
     public void A_cast_from_float_to_int64_can_be_read_back()
     {
         var bytes = Model(g =>
@@ -845,6 +843,40 @@ public class HostileOnnxTests : IDisposable
                     : OnnxTensor.FromIntegers(vi.Name, OnnxDataType.Int64, Enumerable.Repeat(1L, n).ToArray(), dims);
             }).ToList()));
         }
+    }
+
+    /// <summary>
+    /// Inputs the coverage-guided fuzzer (tests/RnnSimd.Fuzz, --onnx) found to crash, kept in tests/data/fuzz/onnx and
+    /// run as its harness runs them: loaded from bytes, then run on inputs of their declared shapes (unknown
+    /// dimensions 2), floats 0 and integers 1; only the documented outcomes may escape.
+    /// </summary>
+    [Theory]
+    [InlineData("cast-to-uint8-graph-output.onnx")]
+    public void Kept_fuzz_findings_give_only_documented_outcomes(string file)
+    {
+        byte[] bytes = File.ReadAllBytes(Path.Combine(Path.GetDirectoryName(OnnxBackendTests.OnnxDir)!, "fuzz", "onnx", file));
+        OnnxModel m;
+        try { m = OnnxModel.Load(bytes, "fuzz"); }
+        catch (InvalidDataException) { return; }
+        catch (NotSupportedException e) { Assert.StartsWith("unsupported", e.Message); return; }
+        var inputs = m.Inputs.Select(vi =>
+        {
+            long[] dims = vi.Shape!.Select(d => d.Value >= 0 ? d.Value : 2).ToArray();
+            int n = (int)dims.Aggregate(1L, (a, d) => a * d);
+            return vi.ElementType == OnnxDataType.Float ? Floats(vi.Name, dims, 0)
+                : OnnxTensor.FromIntegers(vi.Name, OnnxDataType.Int64, Enumerable.Repeat(1L, n).ToArray(), dims);
+        }).ToList();
+        try { m.CreateSession().Run(inputs); }
+        catch (InvalidDataException) { }
+        catch (NotSupportedException e) { Assert.StartsWith("unsupported", e.Message); }
+        catch (ArgumentOutOfRangeException e) when (e.Message.Contains("MemoryBudget")) { }
+        catch (ArgumentException e) when (e.ParamName is "shape" or "index" or "inputs" or "tensor" or "name") { }
+    }
+
+    [Fact]
+    public void Layout_2_to_the_32_is_unsupported_not_layout_0()
+    {
+        Unsupported(Lstm(null, Int("layout", 1L << 32)), "layout = 4294967296");
     }
 
     // ---- input_K.pb ------------------------------------------------------------------------------------------------
