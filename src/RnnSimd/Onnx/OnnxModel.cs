@@ -72,12 +72,15 @@ public sealed class OnnxModel
             inputs.Add(vi);
         }
 
+        // Unknown operators first, all in one message (before their outputs are missed by the nodes that read them).
+        var unknown = g.Nodes.Where(n => Create(n) is null)
+            .Select(n => $"{(n.Domain.Length > 0 && n.Domain != "ai.onnx" ? n.Domain + "." : "")}{n.OpType} ({n.Describe()})").ToList();
+        if (unknown.Count > 0)
+            throw new NotSupportedException($"unsupported operators in '{source}': {string.Join(", ", unknown)}. Supported: {string.Join(", ", SupportedOperators)}.");
         var ops = new List<OnnxOp>();
-        var unknown = new List<string>();
         foreach (var n in g.Nodes)
         {
-            var op = Create(n);
-            if (op is null) { unknown.Add($"{(n.Domain.Length > 0 && n.Domain != "ai.onnx" ? n.Domain + "." : "")}{n.OpType} ({n.Describe()})"); continue; }
+            var op = Create(n)!;
             op.Node = n;
             op.Index = ops.Count;
             op.In = new int[n.Inputs.Length];
@@ -106,9 +109,6 @@ public sealed class OnnxModel
             }
             ops.Add(op);
         }
-        if (unknown.Count > 0)
-            throw new NotSupportedException($"unsupported operators in '{source}': {string.Join(", ", unknown)}. Supported: {string.Join(", ", SupportedOperators)}.");
-
         var outputs = new List<OnnxValueInfo>();
         var outputSlots = new List<int>();
         foreach (var vi in g.Outputs)

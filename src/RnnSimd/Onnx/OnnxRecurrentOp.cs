@@ -210,18 +210,18 @@ internal sealed class RecurrentOp : OnnxOp
         st.T = T; st.B = B;
         RecurrentOptions.CheckBudget(((decimal)T * B * (inp + _d * hid) + 4m * _d * B * hid) * sizeof(float), "model", $"{Where}'s buffers");
         st.Ws.EnsureCapacity(T, B);
-        Grow(ref st.Y, T * B * _d * hid);
-        Grow(ref st.HN, _d * B * hid);
-        Grow(ref st.CN, _lstm ? _d * B * hid : 0);
-        if (_layout == 1) Grow(ref st.X, T * B * inp);
+        s.Grow(ref st.Y, T * B * _d * hid, Where);
+        s.Grow(ref st.HN, _d * B * hid, Where);
+        s.Grow(ref st.CN, _lstm ? _d * B * hid : 0, Where);
+        if (_layout == 1) s.Grow(ref st.X, T * B * inp, Where);
         CheckState(s, 5, "initial_h", B, hid);
         if (_lstm) CheckState(s, 6, "initial_c", B, hid);
-        if (_layout == 1) { Grow(ref st.H0, _d * B * hid); Grow(ref st.C0, _lstm ? _d * B * hid : 0); }
+        if (_layout == 1) { s.Grow(ref st.H0, _d * B * hid, Where); s.Grow(ref st.C0, _lstm ? _d * B * hid : 0, Where); }
         if (Has(4))
         {
             var len = V(s, 4);
             if (len.IsFloat || len.Rank != 1 || len.Shape[0] != B) throw Bad($"sequence_lens {len.ShapeText} is not an integer [batch_size = {B}]");
-            Grow(ref st.Lengths, B);
+            s.Grow(ref st.Lengths, B, Where);
         }
         long[] yShape = _layout == 0 ? [T, _d, B, hid] : [B, T, _d, hid];
         long[] hShape = _layout == 0 ? [_d, B, hid] : [B, _d, hid];
@@ -246,11 +246,6 @@ internal sealed class RecurrentOp : OnnxOp
             ? v.Shape[0] == _d && v.Shape[1] == B && v.Shape[2] == hid
             : v.Shape[0] == B && v.Shape[1] == _d && v.Shape[2] == hid);
         if (!ok) throw Bad($"{name} {v.ShapeText} is not {(_layout == 0 ? $"[{_d}, {B}, {hid}]" : $"[{B}, {_d}, {hid}]")}");
-    }
-
-    private static void Grow<T>(ref T[] a, int n)
-    {
-        if (a.Length < n) a = new T[n];
     }
 
     public override void Run(OnnxSession s)

@@ -23,10 +23,35 @@ public sealed class OnnxSession
         for (int i = 0; i < Values.Length; i++)
         {
             var (name, isFloat, type) = model.Slots[i];
-            Values[i] = model.Shared[i] ?? new OnnxValue(name, isFloat, type);
+            Values[i] = model.Shared[i] ?? new OnnxValue(name, isFloat, type) { Session = this };
         }
         OpState = new object?[model.Ops.Length];
         _inputSet = new bool[model.InputSlots.Length];
+    }
+
+    /// <summary>The bytes of every buffer this session has allocated so far (tensors and the nodes' scratch).</summary>
+    public long BufferBytes => _bytes;
+
+    private long _bytes;
+
+    /// <summary>
+    /// Counts a new buffer of <paramref name="bytes"/> against <see cref="Layers.RecurrentOptions.MemoryBudget"/> for the
+    /// whole session, before it is allocated: a model whose planned buffers add up to more fails naming the node.
+    /// </summary>
+    internal void Charge(long bytes, string owner)
+    {
+        long total = _bytes + bytes;
+        if (total > Layers.RecurrentOptions.MemoryBudget)
+            throw new InvalidDataException($"{owner}: this session's buffers would need {total:N0} bytes in all, above RecurrentOptions.MemoryBudget = {Layers.RecurrentOptions.MemoryBudget:N0}.");
+        _bytes = total;
+    }
+
+    /// <summary>Grows a node's scratch array to <paramref name="n"/> elements, counted against the session's budget.</summary>
+    internal void Grow<T>(ref T[] a, int n, string owner)
+    {
+        if (a.Length >= n) return;
+        Charge(((long)n - a.Length) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), owner);
+        a = new T[n];
     }
 
     /// <summary>The model this session runs.</summary>

@@ -55,9 +55,9 @@ internal sealed class StackOp : OnnxOp
         st.T = T; st.B = B;
         RecurrentOptions.CheckBudget(((decimal)T * B * (_i + _d * _h) + 4m * LD * B * _h) * sizeof(float), "model", $"{Where}'s buffers");
         st.Ws.EnsureCapacity(T, B);
-        Grow(ref st.Y, T * B * _d * _h);
-        Grow(ref st.H0, LD * B * _h); Grow(ref st.HN, LD * B * _h);
-        if (_lstm) { Grow(ref st.C0, LD * B * _h); Grow(ref st.CN, LD * B * _h); }
+        s.Grow(ref st.Y, T * B * _d * _h, Where);
+        s.Grow(ref st.H0, LD * B * _h, Where); s.Grow(ref st.HN, LD * B * _h, Where);
+        if (_lstm) { s.Grow(ref st.C0, LD * B * _h, Where); s.Grow(ref st.CN, LD * B * _h, Where); }
         for (int l = 0; l < _layers; l++)
         {
             CheckState(s, 2 + l, "initial_h", B);
@@ -67,7 +67,7 @@ internal sealed class StackOp : OnnxOp
         {
             var len = V(s, 1);
             if (len.IsFloat || len.Rank != 1 || len.Shape[0] != B) throw Bad($"sequence_lens {len.ShapeText} is not an integer [batch_size = {B}]");
-            Grow(ref st.Lengths, B);
+            s.Grow(ref st.Lengths, B, Where);
         }
         if (Out[0] >= 0) O(s, 0).Resize([T, _d, B, _h], Where);
         for (int k = 1; k < Out.Length; k++)
@@ -80,11 +80,6 @@ internal sealed class StackOp : OnnxOp
         var v = V(s, k);
         if (!v.IsFloat || v.Rank != 3 || v.Shape[0] != _d || v.Shape[1] != B || v.Shape[2] != _h)
             throw Bad($"{name} of layer {(k - 2) % _layers} {v.ShapeText} is not [{_d}, {B}, {_h}]");
-    }
-
-    private static void Grow<T>(ref T[] a, int n)
-    {
-        if (a.Length < n) a = new T[n];
     }
 
     public override void Run(OnnxSession s)

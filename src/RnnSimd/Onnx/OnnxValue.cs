@@ -20,6 +20,8 @@ internal sealed class OnnxValue
     public float[] F = [];
     public long[] I = [];
     public bool Static;
+    /// <summary>The session whose memory budget this value's buffer counts against (null for shared constants).</summary>
+    public OnnxSession? Session;
 
     public int Rank => Shape.Length;
 
@@ -41,8 +43,8 @@ internal sealed class OnnxValue
     {
         long count = OnnxTensor.CheckedCountOrThrow(shape, Name, owner);
         if (!shape.SequenceEqual(Shape)) Shape = shape.ToArray();
-        if (IsFloat) { if (F.Length < count) F = new float[count]; }
-        else if (I.Length < count) I = new long[count];
+        if (IsFloat) { if (F.Length < count) { Session?.Charge(((long)count - F.Length) * sizeof(float), owner); F = new float[count]; } }
+        else if (I.Length < count) { Session?.Charge(((long)count - I.Length) * sizeof(long), owner); I = new long[count]; }
     }
 
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";

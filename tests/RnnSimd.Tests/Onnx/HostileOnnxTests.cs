@@ -376,8 +376,7 @@ public class HostileOnnxTests : IDisposable
         Assert.DoesNotContain("Identity (", e.Message);
     }
 
-    [Fact(Skip = "OnnxModel.cs resolves a node's inputs before every unknown operator is known: X -> Foo -> y -> Identity is " +
-        "reported as 'input y is not defined' (InvalidDataException) instead of the unsupported Foo. Fix belongs in OnnxModel.cs.")]
+    [Fact]
     public void An_unknown_operator_feeding_a_known_one_is_unsupported_not_invalid()
     {
         var bytes = Model(g =>
@@ -890,5 +889,43 @@ public class HostileOnnxTests : IDisposable
             try { OnnxTensor.Parse(input.AsSpan(0, n), "input_0.pb"); }
             catch (InvalidDataException e) { Assert.Contains("input_0.pb", e.Message); }
         }
+    }
+
+}
+
+/// <summary>
+/// A session's buffers add up against RecurrentOptions.MemoryBudget, not each buffer alone. Lowers the process-wide
+/// budget for its duration, so it runs alone (a non-parallel collection runs after every other test).
+/// </summary>
+[CollectionDefinition(nameof(OnnxSessionBudgetTests), DisableParallelization = true)]
+public class OnnxSessionBudgetCollection;
+
+[Collection(nameof(OnnxSessionBudgetTests)), Trait("Category", "Onnx")]
+public class OnnxSessionBudgetTests
+{
+    [Fact]
+    public void A_chain_of_copies_fails_when_the_session_total_passes_the_budget_before_allocating_it()
+    {
+        var bytes = OnnxTestModel.Model(g =>
+        {
+            OnnxTestModel.Input(g, "X", OnnxDataType.Float, -1);
+            for (int i = 0; i < 8; i++) OnnxTestModel.Node(g, "Identity", [i == 0 ? "X" : $"y{i - 1}"], [$"y{i}"]);
+            OnnxTestModel.Output(g, "y7", OnnxDataType.Float);
+        });
+        long saved = Layers.RecurrentOptions.MemoryBudget;
+        try
+        {
+            Layers.RecurrentOptions.MemoryBudget = 64L << 20;
+            var session = OnnxModel.Load(bytes, "chain").CreateSession();
+            int n = (16 << 20) / sizeof(float);                  // 16 MiB per copy: every buffer alone is well under 64 MiB
+            var x = new float[n];
+            session.SetInput(0, x, [n]);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            var e = Assert.Throws<InvalidDataException>(() => session.Run());
+            Assert.Contains("in all, above RecurrentOptions.MemoryBudget", e.Message);
+            Assert.True(GC.GetAllocatedBytesForCurrentThread() - before <= (64L << 20), "allocated past the budget before failing");
+            Assert.True(session.BufferBytes <= 64L << 20);
+        }
+        finally { Layers.RecurrentOptions.MemoryBudget = saved; }
     }
 }
