@@ -84,8 +84,23 @@ public static unsafe class Parallelism
         return true;
     }
 
+    /// <summary>
+    /// Bytes the worker threads have allocated so far, as each last saw it after a job part (tests add this to the
+    /// calling thread's own count: exact for the library's threads, blind to whatever else the process runs).
+    /// </summary>
+    internal static long WorkerAllocatedBytes
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var w in Volatile.Read(ref s_workers)) sum += Volatile.Read(ref w.Allocated);
+            return sum;
+        }
+    }
+
     private sealed class Worker
     {
+        public long Allocated;  // GC.GetAllocatedBytesForCurrentThread after this worker's last job part
         private readonly int _index;
         private readonly SemaphoreSlim _signal = new(0);
         private int _sleeping;
@@ -129,6 +144,7 @@ public static unsafe class Parallelism
                 if (_index < s_parts)
                 {
                     s_fn(s_arg, _index, s_parts);
+                    Volatile.Write(ref Allocated, GC.GetAllocatedBytesForCurrentThread());
                     Interlocked.Decrement(ref s_remaining);
                 }
             }

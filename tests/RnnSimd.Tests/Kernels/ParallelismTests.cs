@@ -22,6 +22,23 @@ public class ParallelismTests
         finally { Parallelism.MaxThreads = saved; }
     }
 
+    private static object? s_sink;
+
+    private static unsafe void AllocatingPart(void* arg, int part, int parts) => s_sink = new byte[1000 + part];
+
+    /// <summary>The allocation tests' worker count sees an allocation made on a worker thread (so a 0 there means something).</summary>
+    [Fact]
+    public unsafe void Worker_allocations_are_counted()
+    {
+        WithThreads(2, () =>
+        {
+            long before = Parallelism.WorkerAllocatedBytes;
+            Assert.True(Parallelism.TryRun(&AllocatingPart, null, 2), "the job did not run on 2 threads");
+            Assert.True(Parallelism.WorkerAllocatedBytes - before >= 1000, $"worker bytes {Parallelism.WorkerAllocatedBytes - before}");
+            return 0;
+        });
+    }
+
     [Theory]
     [InlineData(false, true, 200, 1021, 70, false)]
     [InlineData(false, true, 32, 1024, 321, true)]

@@ -89,20 +89,23 @@ public static class TestSupport
     /// passes; an allocation of our own would show in every window. Returns the bytes of every window measured.
     /// </summary>
     /// <summary>
-    /// As <see cref="SteadyStateAllocations"/>, but counting every thread of the process (GC.GetTotalAllocatedBytes,
-    /// precise), for calls whose work runs on worker threads too. The runtime's own background work (the finalizer
-    /// thread after a GC) can add bytes to one window, so up to 5 windows are tried: a call that allocates does so in
-    /// every window.
+    /// As <see cref="SteadyStateAllocations"/>, but counting the library's worker threads too, for calls whose work runs
+    /// on them (each worker records its own GC.GetAllocatedBytesForCurrentThread after every job part; counting the
+    /// whole process instead, GC.GetTotalAllocatedBytes, also saw the test host's own threads allocate a few hundred
+    /// bytes per window on a loaded machine). Up to 5 windows are tried: a call that allocates does so in every window.
     /// </summary>
     public static long[] SteadyStateAllocationsAllThreads(Action call, int calls)
     {
+        // The calling thread's bytes plus the library's worker threads' (each records its own count after every job
+        // part it runs): exact for what the call does, whatever else the test host's threads allocate meanwhile.
+        static long Bytes() => GC.GetAllocatedBytesForCurrentThread() + RnnSimd.Kernels.Parallelism.WorkerAllocatedBytes;
         for (int i = 0; i < Math.Max(calls, 50); i++) call();
         var windows = new List<long>();
         for (int w = 0; w < 5; w++)
         {
-            long before = GC.GetTotalAllocatedBytes(precise: true);
+            long before = Bytes();
             for (int i = 0; i < calls; i++) call();
-            windows.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
+            windows.Add(Bytes() - before);
             if (windows[^1] == 0) break;
         }
         return windows.ToArray();
