@@ -105,6 +105,29 @@ public class OracleGradientCheckTests
             (new("lstm", I, H, NumLayers: 2, Bidirectional: true, ProjSize: 2, Peepholes: true), [3, 1], true),
         ["lstm_coupled_2layers_bidirectional_lengths_state_targets"] =
             (new("lstm", I, H, NumLayers: 2, Bidirectional: true, CoupledInputForget: true), [2, 3], true),
+        // ONNX's activations (derivatives from the saved outputs, h' from the saved h(c')) and clip (no gradient where
+        // a pre-activation was clamped; 0.5 clamps about a third of them here).
+        ["lstm_activations_tanh_sigmoid_relu"] = (new("lstm", I, H, ActivationF: "tanh", ActivationG: "sigmoid", ActivationH: "relu"), null, true),
+        ["lstm_activations_sigmoid_relu_tanh"] = (new("lstm", I, H, ActivationG: "relu"), null, false),
+        ["lstm_activations_relu_relu_sigmoid"] = (new("lstm", I, H, ActivationF: "relu", ActivationG: "relu", ActivationH: "sigmoid"), null, true),
+        ["lstm_clip"] = (new("lstm", I, H, Clip: 0.5), null, true),
+        ["lstm_proj2_clip_relu"] = (new("lstm", I, H, ProjSize: 2, ActivationG: "relu", Clip: 0.4), null, true),
+        ["lstm_peepholes_coupled_clip_activations_2layers_bidirectional_lengths_state_targets"] =
+            (new("lstm", I, H, NumLayers: 2, Bidirectional: true, Peepholes: true, CoupledInputForget: true, ActivationF: "tanh",
+                ActivationH: "relu", Clip: 0.6), [3, 1], true),
+        ["gru_activations_relu_tanh"] = (new("gru", I, H, ActivationF: "relu"), null, true),
+        ["gru_reset_before_linear_activations_tanh_sigmoid"] =
+            (new("gru", I, H, GruLinearBeforeReset: false, ActivationF: "tanh", ActivationG: "sigmoid"), null, true),
+        ["gru_clip"] = (new("gru", I, H, Clip: 0.5), null, true),
+        ["gru_reset_before_linear_clip"] = (new("gru", I, H, GruLinearBeforeReset: false, Clip: 0.5), null, true),
+        ["gru_clip_activations_2layers_bidirectional_lengths_state_targets"] =
+            (new("gru", I, H, NumLayers: 2, Bidirectional: true, ActivationF: "tanh", ActivationG: "relu", Clip: 0.7), [2, 3], true),
+        ["gru_reset_before_linear_clip_relu_2layers_bidirectional_lengths_state_targets"] =
+            (new("gru", I, H, NumLayers: 2, Bidirectional: true, GruLinearBeforeReset: false, ActivationG: "relu", Clip: 0.7), [3, 1], true),
+        ["rnn_sigmoid"] = (new("rnn_tanh", I, H, ActivationF: "sigmoid"), null, true),
+        ["rnn_tanh_clip"] = (new("rnn_tanh", I, H, Clip: 0.5), null, true),
+        ["rnn_relu_clip_2layers_bidirectional_lengths_state_targets"] =
+            (new("rnn_relu", I, H, NumLayers: 2, Bidirectional: true, Clip: 0.5), [2, 3], true),
     };
 
     public static TheoryData<string> ConfigNames => new(Configs.Keys);
@@ -134,16 +157,13 @@ public class OracleGradientCheckTests
     {
         var (spec, lengths, stateTargets) = Configs[config];
         Problem pb = Problem.Create(spec, T, B, seed: 1234, lengths, stateTargets);
-        if (spec.Cell == "rnn_relu")
-        {
-            // The relu kink: pick the first seed whose every pre-activation is at least 1e-3 away from 0. A perturbation
-            // of 1e-6 moves a pre-activation by 1e-6 times its derivative, which here is of the order of the |x|, |h|
-            // and |w| it multiplies (a few at most, through at most 3 steps and 2 layers), so far less than 1e-3: no
-            // evaluation crosses the kink and the loss is smooth on [θ - Step, θ + Step].
-            int seed = 1234;
-            while (pb.Run().MinAbsReluPreActivation < 1e-3)
-                pb = Problem.Create(spec, T, B, ++seed, lengths, stateTargets);
-        }
+        // The kinks (relu's 0, the clip's ±clip): pick the first seed whose every pre-activation is at least 1e-3 away from
+        // one. A perturbation of 1e-6 moves a pre-activation by 1e-6 times its derivative, which here is of the order of
+        // the |x|, |h| and |w| it multiplies (a few at most, through at most 3 steps and 2 layers), so far less than 1e-3:
+        // no evaluation crosses a kink and the loss is smooth on [θ - Step, θ + Step]. Smooth configurations: the first seed.
+        int seed = 1234;
+        while (pb.Run().MinKinkDistance < 1e-3)
+            pb = Problem.Create(spec, T, B, ++seed, lengths, stateTargets);
 
         NaiveResult r = pb.Run();
         double atol = Atol * Math.Max(1, Math.Abs(r.Loss));
@@ -315,6 +335,52 @@ public class OracleGradientCheckTests
     }
 
     [Fact]
+    public void Oracle_activations_and_clip_one_step_match_hand_computation()
+    {
+        // The one-step LSTM above (a = 0.45, -0.45, 0.66, 1.25; c0 = -0.6) with f = tanh, g = sigmoid, h = relu, clip 0.5:
+        //   i = tanh(0.45) = 0.4218990052500079, f = tanh(-0.45) = -0.4218990052500079,
+        //   g = σ(clamp(0.66)) = σ(0.5) = 0.6224593312018546, o = tanh(clamp(1.25)) = tanh(0.5) = 0.46211715726000974
+        //   c' = f*(-0.6) + i*g = 0.5157543757926524 (not clamped);  h' = o * relu(c') = 0.2383389459857113
+        var lstm = RunSingle(new RecurrentSpec("lstm", 1, 1, ActivationF: "tanh", ActivationG: "sigmoid", ActivationH: "relu", Clip: 0.5),
+            new Dictionary<string, double[]>
+            {
+                ["weight_ih_l0"] = [0.5, -1.0, 0.8, 1.5],
+                ["weight_hh_l0"] = [-0.4, 0.3, 0.6, -0.2],
+                ["bias_ih_l0"] = [0.1, 0.2, -0.3, 0.05],
+                ["bias_hh_l0"] = [0.2, -0.1, 0.1, 0.25],
+            }, [0.7], 1, [0.5], [-0.6]);
+        AssertClose("lstm h'", lstm.Output, [0.2383389459857113], HandAtol, HandRtol);
+        AssertClose("lstm c'", lstm.CN!, [0.5157543757926524], HandAtol, HandRtol);
+        // The one-step GRU (a_r = 0.2, a_z = -0.38, x = 1.2, h0 = -0.4) with f = tanh, g = sigmoid, clip 1.2:
+        //   r = tanh(0.2), z = tanh(-0.38) (negative: h' = (1 - z) n + z h0 still)
+        //   linear before reset: n pre-activation 0.88 + r*0.78 = 1.0339527497754253 (inside), h' = 1.150327076950911
+        //   reset before linear: 0.88 + (-0.7)(r*(-0.4)) + 0.5 = 1.4352650896629733, clamped to 1.2: h' = 1.1923574485241366
+        var gp = new Dictionary<string, double[]>
+        {
+            ["weight_ih_l0"] = [0.3, -0.5, 0.9], ["weight_hh_l0"] = [0.4, 0.2, -0.7],
+            ["bias_ih_l0"] = [0.1, 0, -0.2], ["bias_hh_l0"] = [-0.1, 0.3, 0.5],
+        };
+        var lbr = RunSingle(new RecurrentSpec("gru", 1, 1, ActivationF: "tanh", ActivationG: "sigmoid", Clip: 1.2), gp, [1.2], 1, [-0.4], null);
+        AssertClose("gru linear-before-reset h'", lbr.Output, [1.150327076950911], HandAtol, HandRtol);
+        var orig = RunSingle(new RecurrentSpec("gru", 1, 1, GruLinearBeforeReset: false, ActivationF: "tanh", ActivationG: "sigmoid", Clip: 1.2),
+            gp, [1.2], 1, [-0.4], null);
+        AssertClose("gru reset-before-linear h'", orig.Output, [1.1923574485241366], HandAtol, HandRtol);
+        // The two-step RNN below with f = sigmoid, clip 0.1: a_0 = 0.13 -> σ(0.1) = 0.52497918747894;
+        // a_1 = -0.9 + 0.1 - 0.6 h_0 - 0.3 = -1.414987512487364 -> σ(-0.1) = 0.47502081252106.
+        var rnn = RunSingle(new RecurrentSpec("rnn_tanh", 1, 1, ActivationF: "sigmoid", Clip: 0.1),
+            new Dictionary<string, double[]> { ["weight_ih_l0"] = [0.9], ["weight_hh_l0"] = [-0.6], ["bias_ih_l0"] = [0.1], ["bias_hh_l0"] = [-0.3] },
+            [0.5, -1.0], 2, [0.2], null);
+        AssertClose("rnn output", rnn.Output, [0.52497918747894, 0.47502081252106], HandAtol, HandRtol);
+        // A clamped pre-activation passes no gradient: both were clamped, so nothing reaches the input, h0 or the weights.
+        Assert.All(rnn.GradInput.Concat(rnn.GradH0).Concat(rnn.ParamGrads.Values.SelectMany(g => g)), g => Assert.Equal(0.0, g));
+        var unclamped = RunSingle(new RecurrentSpec("rnn_tanh", 1, 1, ActivationF: "sigmoid", Clip: 0.2),
+            new Dictionary<string, double[]> { ["weight_ih_l0"] = [0.9], ["weight_hh_l0"] = [-0.6], ["bias_ih_l0"] = [0.1], ["bias_hh_l0"] = [-0.3] },
+            [0.5, -1.0], 2, [0.2], null);
+        Assert.NotEqual(0.0, unclamped.GradInput[0]); // a_0 = 0.13 is inside 0.2: the first step passes its gradient
+        Assert.Equal(0.0, unclamped.GradInput[1]);
+    }
+
+    [Fact]
     public void Oracle_rnn_two_steps_match_hand_computation()
     {
         // I = H = 1, W_ih = 0.9, W_hh = -0.6, b_ih = 0.1, b_hh = -0.3, x = (0.5, -1.0), h0 = 0.2.
@@ -359,11 +425,19 @@ public class OracleGradientCheckTests
     // Structure: lengths, reverse direction, stacking, names
     // ------------------------------------------------------------------------------------------------------------
 
-    public static TheoryData<string> Cells => new("rnn_tanh", "rnn_relu", "lstm", "gru", "lstm_peepholes_coupled");
+    public static TheoryData<string> Cells => new("rnn_tanh", "rnn_relu", "lstm", "gru", "lstm_peepholes_coupled", "lstm_onnx_functions",
+        "gru_onnx_functions", "rnn_onnx_functions");
 
-    private static RecurrentSpec SpecFor(string cell, int numLayers = 1, bool bidirectional = false) => cell == "lstm_peepholes_coupled"
-        ? new("lstm", I, H, numLayers, bidirectional, Peepholes: true, CoupledInputForget: true)
-        : new(cell, I, H, numLayers, bidirectional, ProjSize: cell == "lstm" ? 2 : 0);
+    /// <summary>A cell by name; *_onnx_functions: ONNX's activations and a clip.</summary>
+    private static RecurrentSpec SpecFor(string cell, int numLayers = 1, bool bidirectional = false) => cell switch
+    {
+        "lstm_peepholes_coupled" => new("lstm", I, H, numLayers, bidirectional, Peepholes: true, CoupledInputForget: true),
+        "lstm_onnx_functions" => new("lstm", I, H, numLayers, bidirectional, ProjSize: 2, ActivationF: "tanh", ActivationG: "relu",
+            ActivationH: "sigmoid", Clip: 0.5),
+        "gru_onnx_functions" => new("gru", I, H, numLayers, bidirectional, GruLinearBeforeReset: false, ActivationF: "relu", Clip: 0.5),
+        "rnn_onnx_functions" => new("rnn_tanh", I, H, numLayers, bidirectional, ActivationF: "sigmoid", Clip: 0.5),
+        _ => new(cell, I, H, numLayers, bidirectional, ProjSize: cell == "lstm" ? 2 : 0),
+    };
 
     [Theory]
     [MemberData(nameof(Cells))]

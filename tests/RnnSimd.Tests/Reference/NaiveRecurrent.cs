@@ -14,10 +14,26 @@ namespace RnnSimd.Tests.Reference;
 /// the new cell state; parameter weight_peep_l{l}[_reverse] of shape (3, H), rows p_i, p_f, p_o.
 /// </param>
 /// <param name="CoupledInputForget">LSTM only (ONNX's input_forget = 1): f = 1 - i; the f rows of the weights and p_f are unused.</param>
+/// <param name="ActivationF">ONNX's f, "sigmoid", "tanh" or "relu"; null: the cell's own (σ for the LSTM's i, f, o and the
+/// GRU's r, z; tanh or relu for rnn_tanh / rnn_relu).</param>
+/// <param name="ActivationG">ONNX's g (null: tanh): the LSTM's g, the GRU's n. lstm and gru only.</param>
+/// <param name="ActivationH">ONNX's h (null: tanh): m = o h(c'). lstm only.</param>
+/// <param name="Clip">ONNX's clip: when &gt; 0 every gate pre-activation (all its terms summed) is clamped to [-Clip, Clip]
+/// before its activation; c' is not. Its derivative is 1 where |a| &lt;= Clip, else 0.</param>
 public sealed record RecurrentSpec(string Cell, int InputSize, int HiddenSize,
     int NumLayers = 1, bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true,
-    bool Peepholes = false, bool CoupledInputForget = false)
+    bool Peepholes = false, bool CoupledInputForget = false, string? ActivationF = null, string? ActivationG = null,
+    string? ActivationH = null, double Clip = 0)
 {
+    /// <summary>f in force: <see cref="ActivationF"/> or the cell's default.</summary>
+    public string F => ActivationF ?? Cell switch { "rnn_tanh" => "tanh", "rnn_relu" => "relu", _ => "sigmoid" };
+
+    /// <summary>g in force.</summary>
+    public string G => ActivationG ?? "tanh";
+
+    /// <summary>h in force.</summary>
+    public string H => ActivationH ?? "tanh";
+
     /// <summary>Number of gates stacked in the weight rows: 1 (rnn), 4 (lstm: i,f,g,o), 3 (gru: r,z,n).</summary>
     public int Gates => Cell switch
     {
@@ -65,10 +81,12 @@ public sealed class NaiveResult
     public required double[]? GradC0 { get; init; }
 
     /// <summary>
-    /// rnn_relu: the smallest |pre-activation| of any step taken, so a finite-difference test can see that no
-    /// perturbation crosses relu's kink; +infinity for the other cells. Test plumbing, not part of the public API.
+    /// The smallest distance of any step's pre-activation from a kink of its function: relu's 0 (for a relu gate, and c'
+    /// under a relu h) and the clip's ±Clip; +infinity when there is none. A finite-difference test (or a float-vs-double
+    /// comparison of gradients) needs it well above the perturbation (or the rounding error), else the two sides of the
+    /// kink may be compared. Test plumbing, not part of the public API.
     /// </summary>
-    internal double MinAbsReluPreActivation { get; init; } = double.PositiveInfinity;
+    internal double MinKinkDistance { get; init; } = double.PositiveInfinity;
 }
 
 /// <summary>
@@ -79,7 +97,7 @@ public sealed class NaiveResult
 /// <remarks>
 /// Equations (PyTorch docs for torch.nn.RNN / LSTM / GRU), x the step input, h and c the previous state:
 /// <code>
-/// rnn:  h' = act(W_ih x + b_ih + W_hh h + b_hh)                     act = tanh or relu
+/// rnn:  h' = act(W_ih x + b_ih + W_hh h + b_hh)                     act = tanh or relu (ONNX's f)
 /// lstm: i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)           a = W_ih x + b_ih + W_hh h + b_hh, rows i,f,g,o
 ///       c' = f c + i g;  m = o tanh(c');  h' = m, or W_hr m with a projection
 ///       peepholes (ONNX): i = σ(a_i + p_i c), f = σ(a_f + p_f c), o = σ(a_o + p_o c')
@@ -88,6 +106,9 @@ public sealed class NaiveResult
 ///       n = tanh(ax_n + r ah_n)                    (linear before reset, PyTorch)
 ///       n = tanh(ax_n + W_hn (r h) + b_hn)         (otherwise, ONNX default)
 ///       h' = (1 - z) n + z h
+/// ONNX's activations replace the functions: lstm σ → f (i, f, o), tanh → g (g), tanh → h (of c'); gru σ → f (r, z),
+/// tanh → g (n); rnn act → f. ONNX's clip clamps every pre-activation above (the argument of f or g, all terms summed)
+/// to [-clip, clip]; c' is never clamped.
 /// </code>
 /// Sequence b takes steps t = 0 .. len_b-1 forward and t = len_b-1 .. 0 in reverse, both starting from h0 (and c0);
 /// outputs at t &gt;= len_b are 0; h_n (c_n) is the state after the sequence's own last step.
@@ -157,6 +178,15 @@ public sealed class NaiveRecurrent
             throw new ArgumentException($"ProjSize must be smaller than HiddenSize (as PyTorch): {spec}");
         if ((spec.Peepholes || spec.CoupledInputForget) && spec.Cell != "lstm")
             throw new ArgumentException($"Peepholes and CoupledInputForget are for lstm only: {spec}");
+        foreach (var a in new[] { spec.ActivationF, spec.ActivationG, spec.ActivationH })
+            if (a is not null and not ("sigmoid" or "tanh" or "relu"))
+                throw new ArgumentException($"activation '{a}': expected sigmoid, tanh or relu: {spec}");
+        if (spec.ActivationG is not null && spec.Cell is not ("lstm" or "gru"))
+            throw new ArgumentException($"ActivationG is for lstm and gru only: {spec}");
+        if (spec.ActivationH is not null && spec.Cell != "lstm")
+            throw new ArgumentException($"ActivationH is for lstm only: {spec}");
+        if (!(spec.Clip >= 0) || double.IsInfinity(spec.Clip))
+            throw new ArgumentException($"Clip must be finite and >= 0: {spec}");
     }
 
     /// <summary>Everything one cell step needs again in backward.</summary>
@@ -166,8 +196,9 @@ public sealed class NaiveRecurrent
         public required double[] HPrev;  // (Hout) h before the step
         public double[]? CPrev;          // (H) lstm: c before the step
         public required double[] Gates;  // (G*H) activated gates: rnn h'; lstm i,f,g,o; gru r,z,n
-        public double[]? PreActivation;  // (H) rnn: W_ih x + b_ih + W_hh h + b_hh
+        public required double[] Pre;    // (G*H) each gate's pre-activation, all terms summed, before the clip (lstm coupled: f's unused)
         public double[]? C;              // (H) lstm: c'
+        public double[]? HC;             // (H) lstm: h(c')
         public double[]? M;              // (H) lstm: o * tanh(c'), h' before the projection
         public double[]? AhN;            // (H) gru linear before reset: W_hn h + b_hn
         public double[]? RH;             // (H) gru otherwise: r * h
@@ -241,11 +272,19 @@ public sealed class NaiveRecurrent
             layerInput[l + 1] = y;
         }
         double[] output = layerInput[L];
-        double minAbsRelu = double.PositiveInfinity;
-        if (spec.Cell == "rnn_relu")
-            foreach (var step in steps)
-                if (step is not null)
-                    foreach (double a in step.PreActivation!) minAbsRelu = Math.Min(minAbsRelu, Math.Abs(a));
+        double minKink = double.PositiveInfinity;
+        foreach (var step in steps)
+        {
+            if (step is null) continue;
+            for (int r = 0; r < step.Pre.Length; r++)
+            {
+                if (lstm && spec.CoupledInputForget && r / H == 1) continue; // f = 1 - i has no pre-activation
+                string fn = spec.Cell switch { "lstm" => r / H == 2 ? spec.G : spec.F, "gru" => r / H == 2 ? spec.G : spec.F, _ => spec.F };
+                if (fn == "relu") minKink = Math.Min(minKink, Math.Abs(step.Pre[r]));
+                if (spec.Clip > 0) minKink = Math.Min(minKink, Math.Abs(Math.Abs(step.Pre[r]) - spec.Clip));
+            }
+            if (lstm && spec.H == "relu") foreach (double c in step.C!) minKink = Math.Min(minKink, Math.Abs(c));
+        }
 
         // ---- loss and its gradient with respect to output, h_n, c_n ----
         double loss = 0;
@@ -313,7 +352,7 @@ public sealed class NaiveRecurrent
         {
             Output = output, HN = hn, CN = cn, Loss = loss,
             ParamGrads = grads, GradInput = dY, GradH0 = dH0, GradC0 = dC0,
-            MinAbsReluPreActivation = minAbsRelu,
+            MinKinkDistance = minKink,
         };
     }
 
@@ -348,30 +387,45 @@ public sealed class NaiveRecurrent
                 for (int j = 0; j < H; j++)
                 {
                     a[j] = ax[j] + ah[j];
-                    hNew[j] = spec.Cell == "rnn_tanh" ? Math.Tanh(a[j]) : Math.Max(a[j], 0.0);
+                    hNew[j] = Act(spec.F, Clamp(a[j]));
                 }
-                return new Step { X = x, HPrev = h, Gates = hNew, PreActivation = a, H = hNew };
+                return new Step { X = x, HPrev = h, Gates = hNew, Pre = a, H = hNew };
             }
             case "lstm":
             {
                 var gates = new double[4 * H]; // i, f, g, o
+                var pre = new double[4 * H];   // their pre-activations
                 var cNew = new double[H];
+                var hc = new double[H];
                 var m = new double[H];
                 var peep = spec.Peepholes ? _p[$"weight_peep_{s}"] : null; // (3, H): p_i, p_f, p_o
                 for (int j = 0; j < H; j++)
                 {
                     double pi = 0, pf = 0, po = 0;
                     if (peep is not null) { pi = peep[0 * H + j]; pf = peep[1 * H + j]; po = peep[2 * H + j]; }
-                    double i = Sigmoid(ax[0 * H + j] + ah[0 * H + j] + pi * c![j]);
-                    double f = spec.CoupledInputForget ? 1 - i : Sigmoid(ax[1 * H + j] + ah[1 * H + j] + pf * c![j]);
-                    double g = Math.Tanh(ax[2 * H + j] + ah[2 * H + j]);
+                    pre[0 * H + j] = ax[0 * H + j] + ah[0 * H + j] + pi * c![j];
+                    double i = Act(spec.F, Clamp(pre[0 * H + j]));
+                    double f;
+                    if (spec.CoupledInputForget)
+                    {
+                        f = 1 - i;
+                    }
+                    else
+                    {
+                        pre[1 * H + j] = ax[1 * H + j] + ah[1 * H + j] + pf * c![j];
+                        f = Act(spec.F, Clamp(pre[1 * H + j]));
+                    }
+                    pre[2 * H + j] = ax[2 * H + j] + ah[2 * H + j];
+                    double g = Act(spec.G, Clamp(pre[2 * H + j]));
                     cNew[j] = f * c![j] + i * g;
-                    double o = Sigmoid(ax[3 * H + j] + ah[3 * H + j] + po * cNew[j]); // the new cell state
+                    pre[3 * H + j] = ax[3 * H + j] + ah[3 * H + j] + po * cNew[j]; // the new cell state
+                    double o = Act(spec.F, Clamp(pre[3 * H + j]));
                     gates[0 * H + j] = i;
                     gates[1 * H + j] = f;
                     gates[2 * H + j] = g;
                     gates[3 * H + j] = o;
-                    m[j] = o * Math.Tanh(cNew[j]);
+                    hc[j] = Act(spec.H, cNew[j]); // c' is not clipped
+                    m[j] = o * hc[j];
                 }
                 double[] hNew = m;
                 if (spec.ProjSize > 0)
@@ -380,40 +434,44 @@ public sealed class NaiveRecurrent
                     hNew = new double[Hout];
                     for (int p = 0; p < Hout; p++) hNew[p] = Dot(whr, p, m);
                 }
-                return new Step { X = x, HPrev = h, CPrev = c, Gates = gates, C = cNew, M = m, H = hNew };
+                return new Step { X = x, HPrev = h, CPrev = c, Gates = gates, Pre = pre, C = cNew, HC = hc, M = m, H = hNew };
             }
             case "gru":
             {
                 var gates = new double[3 * H]; // r, z, n
+                var pre = new double[3 * H];   // their pre-activations
                 var hNew = new double[H];
                 double[]? ahN = null, rh = null;
                 if (spec.GruLinearBeforeReset) ahN = new double[H];
                 else rh = new double[H];
                 for (int j = 0; j < H; j++)
                 {
-                    gates[0 * H + j] = Sigmoid(ax[0 * H + j] + ah[0 * H + j]);
-                    gates[1 * H + j] = Sigmoid(ax[1 * H + j] + ah[1 * H + j]);
+                    pre[0 * H + j] = ax[0 * H + j] + ah[0 * H + j];
+                    pre[1 * H + j] = ax[1 * H + j] + ah[1 * H + j];
+                    gates[0 * H + j] = Act(spec.F, Clamp(pre[0 * H + j]));
+                    gates[1 * H + j] = Act(spec.F, Clamp(pre[1 * H + j]));
                 }
                 if (rh is not null)
                     for (int k = 0; k < H; k++) rh[k] = gates[0 * H + k] * h[k];
                 for (int j = 0; j < H; j++)
                 {
-                    double r = gates[0 * H + j], z = gates[1 * H + j], n;
+                    double r = gates[0 * H + j], z = gates[1 * H + j];
                     if (ahN is not null)
                     {
                         ahN[j] = ah[2 * H + j]; // W_hn h + b_hn
-                        n = Math.Tanh(ax[2 * H + j] + r * ahN[j]);
+                        pre[2 * H + j] = ax[2 * H + j] + r * ahN[j];
                     }
                     else
                     {
                         // W_hn (r h) + b_hn: a fresh product with the reset hidden state, not ah.
                         double whnRh = Dot(whh, 2 * H + j, rh!) + (bhh is null ? 0 : bhh[2 * H + j]);
-                        n = Math.Tanh(ax[2 * H + j] + whnRh);
+                        pre[2 * H + j] = ax[2 * H + j] + whnRh;
                     }
+                    double n = Act(spec.G, Clamp(pre[2 * H + j]));
                     gates[2 * H + j] = n;
                     hNew[j] = (1 - z) * n + z * h[j];
                 }
-                return new Step { X = x, HPrev = h, Gates = gates, AhN = ahN, RH = rh, H = hNew };
+                return new Step { X = x, HPrev = h, Gates = gates, Pre = pre, AhN = ahN, RH = rh, H = hNew };
             }
             default:
                 throw new InvalidOperationException(spec.Cell);
@@ -445,7 +503,7 @@ public sealed class NaiveRecurrent
                 {
                     double y = st.H[j];
                     // tanh' = 1 - y^2; relu' = 1 if y > 0 else 0 (PyTorch's threshold_backward: 0 at a = 0).
-                    double da = spec.Cell == "rnn_tanh" ? dh[j] * (1 - y * y) : (y > 0 ? dh[j] : 0);
+                    double da = dh[j] * Slope(spec.F, y) * ClipSlope(st.Pre[j]);
                     dax[j] = da;
                     dah[j] = da;
                 }
@@ -480,30 +538,30 @@ public sealed class NaiveRecurrent
                     double pi = 0, pf = 0, po = 0;
                     if (peep is not null) { pi = peep[0 * H + j]; pf = peep[1 * H + j]; po = peep[2 * H + j]; }
                     double cPrev = st.CPrev![j], cNew = st.C![j];
-                    double tc = Math.Tanh(cNew);
-                    double dO = dm[j] * tc;
-                    double daO = dO * o * (1 - o);                       // dLoss/d(a_o + p_o c')
-                    // dLoss/dc': from c_n / the next step, through h' = o tanh(c'), and through o's peephole p_o c'
-                    double dcTotal = dc![j] + dm[j] * o * (1 - tc * tc) + daO * po;
+                    double hc = st.HC![j];                              // h(c'), tanh(c') by default
+                    double dO = dm[j] * hc;
+                    double daO = dO * Slope(spec.F, o) * ClipSlope(st.Pre[3 * H + j]); // dLoss/d(a_o + p_o c')
+                    // dLoss/dc': from c_n / the next step, through h' = o h(c'), and through o's peephole p_o c'
+                    double dcTotal = dc![j] + dm[j] * o * Slope(spec.H, hc) + daO * po;
                     double dI = dcTotal * g;
                     double dF = dcTotal * cPrev;
                     double dG = dcTotal * i;
                     double daI, daF;
                     if (spec.CoupledInputForget)
                     {
-                        daI = (dI - dF) * i * (1 - i);                   // f = 1 - i: df/di = -1
+                        daI = (dI - dF) * Slope(spec.F, i) * ClipSlope(st.Pre[0 * H + j]); // f = 1 - i: df/di = -1
                         daF = 0;                                          // a_f is unused
                     }
                     else
                     {
-                        daI = dI * i * (1 - i);
-                        daF = dF * f * (1 - f);
+                        daI = dI * Slope(spec.F, i) * ClipSlope(st.Pre[0 * H + j]);
+                        daF = dF * Slope(spec.F, f) * ClipSlope(st.Pre[1 * H + j]);
                     }
                     // dLoss/dc: through c' = f c + i g, and through the peepholes p_i c, p_f c of i and f
                     dcPrev[j] = dcTotal * f + daI * pi + daF * pf;
                     dax[0 * H + j] = dah[0 * H + j] = daI;
                     dax[1 * H + j] = dah[1 * H + j] = daF;
-                    dax[2 * H + j] = dah[2 * H + j] = dG * (1 - g * g);
+                    dax[2 * H + j] = dah[2 * H + j] = dG * Slope(spec.G, g) * ClipSlope(st.Pre[2 * H + j]);
                     dax[3 * H + j] = dah[3 * H + j] = daO;
                     if (dpeep is not null)
                     {
@@ -523,9 +581,9 @@ public sealed class NaiveRecurrent
                     double dn = dh[j] * (1 - z);
                     double dz = dh[j] * (st.HPrev[j] - n);
                     dhPrev[j] += dh[j] * z; // the z h term
-                    double dan = dn * (1 - n * n); // dLoss/d(argument of tanh)
+                    double dan = dn * Slope(spec.G, n) * ClipSlope(st.Pre[2 * H + j]); // dLoss/d(pre-activation of n)
                     dax[2 * H + j] = dan;
-                    dax[1 * H + j] = dah[1 * H + j] = dz * z * (1 - z);
+                    dax[1 * H + j] = dah[1 * H + j] = dz * Slope(spec.F, z) * ClipSlope(st.Pre[1 * H + j]);
                     if (spec.GruLinearBeforeReset)
                     {
                         double r = st.Gates[0 * H + j];
@@ -556,7 +614,7 @@ public sealed class NaiveRecurrent
                 for (int j = 0; j < H; j++)
                 {
                     double r = st.Gates[0 * H + j];
-                    dax[0 * H + j] = dah[0 * H + j] = dr[j] * r * (1 - r);
+                    dax[0 * H + j] = dah[0 * H + j] = dr[j] * Slope(spec.F, r) * ClipSlope(st.Pre[0 * H + j]);
                 }
                 break;
             }
@@ -594,6 +652,30 @@ public sealed class NaiveRecurrent
     }
 
     private static double Sigmoid(double a) => 1 / (1 + Math.Exp(-a));
+
+    /// <summary>An activation by name: sigmoid, tanh or relu.</summary>
+    private static double Act(string fn, double a) => fn switch
+    {
+        "sigmoid" => Sigmoid(a),
+        "tanh" => Math.Tanh(a),
+        "relu" => Math.Max(a, 0.0),
+        _ => throw new InvalidOperationException(fn),
+    };
+
+    /// <summary>The activation's derivative from its output y: y (1 - y), 1 - y^2, or 1 where y &gt; 0 (relu; 0 at 0, as PyTorch).</summary>
+    private static double Slope(string fn, double y) => fn switch
+    {
+        "sigmoid" => y * (1 - y),
+        "tanh" => 1 - y * y,
+        "relu" => y > 0 ? 1 : 0,
+        _ => throw new InvalidOperationException(fn),
+    };
+
+    /// <summary>The clip: a clamped to [-Clip, Clip], or a when there is none.</summary>
+    private double Clamp(double a) => _spec.Clip > 0 ? Math.Clamp(a, -_spec.Clip, _spec.Clip) : a;
+
+    /// <summary>The clip's derivative at the pre-activation a: 1 where |a| &lt;= Clip (or no clip), else 0.</summary>
+    private double ClipSlope(double a) => _spec.Clip > 0 && Math.Abs(a) > _spec.Clip ? 0 : 1;
 
     /// <summary>Row <paramref name="row"/> of W (row-major, v.Length columns) dotted with v.</summary>
     private static double Dot(double[] w, int row, double[] v)
