@@ -15,6 +15,8 @@ internal enum CellRecords
     RecurrentProducts = 4,
     /// <summary>r * h_{t-1} (T, B, H) (GRU's original form).</summary>
     ResetHidden = 8,
+    /// <summary>The gate pre-activations before the clip (T, B, GH): where Backward stops the gradient (a clip is set).</summary>
+    PreActivations = 16,
 }
 
 /// <summary>
@@ -31,7 +33,8 @@ internal unsafe struct CellStep
     public float* CPrev, CNew;   // (B, H), LSTM
     public float* Gates;         // (B, GH) activated gates
     public float* Gh;            // (B, GH) recurrent products h W_hh^T (rows from Split: + b_hh)
-    public float* TanhC, M, RH;  // (B, H): tanh c, o * tanh c (before a projection), r * h
+    public float* TanhC, M, RH;  // (B, H): tanh c (h(c) in a configured LSTM), o * tanh c (before a projection), r * h
+    public float* Pre;           // (B, GH) gate pre-activations before the clip (PreActivations), or null: not recorded
 }
 
 /// <summary>

@@ -96,7 +96,9 @@ public static class StateDict
 
     /// <summary>
     /// The options as string metadata (cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size,
-    /// gru_linear_before_reset, reverse, peepholes, coupled_input_forget).
+    /// gru_linear_before_reset, reverse, peepholes, coupled_input_forget, activation_f, activation_g, activation_h, clip).
+    /// An activation is "sigmoid", "tanh", "relu" or "default" (null: the cell's default); clip is the float's shortest
+    /// round-trip text ("0": none).
     /// </summary>
     public static Dictionary<string, string> Describe(RecurrentOptions o) => new()
     {
@@ -111,6 +113,19 @@ public static class StateDict
         ["reverse"] = o.Reverse ? "true" : "false",
         ["peepholes"] = o.Peepholes ? "true" : "false",
         ["coupled_input_forget"] = o.CoupledInputForget ? "true" : "false",
+        ["activation_f"] = ActivationName(o.ActivationF),
+        ["activation_g"] = ActivationName(o.ActivationG),
+        ["activation_h"] = ActivationName(o.ActivationH),
+        ["clip"] = o.Clip.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    private static string ActivationName(GateActivation? a) => a switch
+    {
+        null => "default",
+        GateActivation.Sigmoid => "sigmoid",
+        GateActivation.Tanh => "tanh",
+        GateActivation.Relu => "relu",
+        _ => throw new ArgumentException($"{(int)a} is not a GateActivation.", nameof(a)),
     };
 
     /// <summary>Reads options from metadata written by <see cref="Describe"/> (or a CASE file); absent optional keys take PyTorch's defaults.</summary>
@@ -131,12 +146,27 @@ public static class StateDict
             "false" or "False" or "0" => false,
             _ => throw new InvalidDataException($"metadata '{k}' = '{v}' is not true or false."),
         };
+        GateActivation? Activation(string k) => !meta.TryGetValue(k, out var v) ? null : v.ToLowerInvariant() switch
+        {
+            "default" => null,
+            "sigmoid" => GateActivation.Sigmoid,
+            "tanh" => GateActivation.Tanh,
+            "relu" => GateActivation.Relu,
+            _ => throw new InvalidDataException($"metadata '{k}' = '{v}' is not sigmoid, tanh, relu or default."),
+        };
+        float Clip()
+        {
+            if (!meta.TryGetValue("clip", out var v)) return 0;
+            return float.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float c)
+                ? c : throw new InvalidDataException($"metadata 'clip' = '{v}' is not a number.");
+        }
         CellType cell;
         try { cell = RecurrentOptions.ParseCell(Req("cell")); }
         catch (ArgumentException e) { throw new InvalidDataException(e.Message); }
         var o = new RecurrentOptions(cell, Int("input_size"), Int("hidden_size"), Int("num_layers", 1),
             Bool("bidirectional", false), Bool("bias", true), Int("proj_size", 0), Bool("gru_linear_before_reset", true),
-            Bool("reverse", false), Bool("peepholes", false), Bool("coupled_input_forget", false));
+            Bool("reverse", false), Bool("peepholes", false), Bool("coupled_input_forget", false),
+            Activation("activation_f"), Activation("activation_g"), Activation("activation_h"), Clip());
         try { o.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"invalid network shape in metadata: {e.Message}"); }
         return o;

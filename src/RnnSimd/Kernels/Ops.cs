@@ -98,3 +98,18 @@ public readonly struct MultiplyAddOp : ITernaryOp
     public static Vector512<float> Invoke(Vector512<float> x, Vector512<float> y, Vector512<float> z) =>
         Vector512.FusedMultiplyAdd(x, y, z);
 }
+
+/// <summary>
+/// The gradient through a clamp to [-bound, bound]: dy where |x| &lt;= bound (the clamp was the identity there), else 0
+/// (NaN x gives 0). Invoke(dy, x, bound); exact (a select), so the same at every width.
+/// </summary>
+internal readonly struct ClampGradientOp : ITernaryOp
+{
+    public static float Invoke(float dy, float x, float bound) => MathF.Abs(x) <= bound ? dy : 0f;
+
+    public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x, Vector256<float> bound) =>
+        Vector256.ConditionalSelect(Vector256.LessThanOrEqual(Vector256.Abs(x), bound), dy, Vector256<float>.Zero);
+
+    public static Vector512<float> Invoke(Vector512<float> dy, Vector512<float> x, Vector512<float> bound) =>
+        Vector512.ConditionalSelect(Vector512.LessThanOrEqual(Vector512.Abs(x), bound), dy, Vector512<float>.Zero);
+}

@@ -146,6 +146,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
                 Batch = B, Gx = r.Gx + row * GH, HPrev = r.Hs + row * Hout, Gates = r.Gates + row * GH,
                 Gh = products ? r.Gh + row * GH : r.Gh,
                 TanhC = r.TanhC == null ? null : r.TanhC + row * H, M = r.M == null ? null : r.M + row * H, RH = r.RH == null ? null : r.RH + row * H,
+                Pre = r.Pre == null ? null : r.Pre + row * GH,
             };
             st.HNew = st.HPrev + B * Hout;
             if (_cellState) { st.CPrev = r.Cs + row * H; st.CNew = st.CPrev + B * H; }
@@ -440,6 +441,7 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
                     Batch = B, HPrev = r.Hs + row * Hout, Gates = r.Gates + row * GH, Gh = products ? r.Gh + row * GH : r.Gh,
                     CPrev = _cellState ? r.Cs + row * H : null, TanhC = r.TanhC == null ? null : r.TanhC + row * H,
                     M = r.M == null ? null : r.M + row * H, RH = r.RH == null ? null : r.RH + row * H,
+                    Pre = r.Pre == null ? null : r.Pre + row * GH,
                 },
                 T = t, Lengths = lengths, DH = dh, DHPrev = carry, DC = r.DC, DG = dGx + row * GH, DGh = dGh + row * GH,
                 DHs = r.DHs == null ? null : r.DHs + row * P, DM = r.DM, DRH = r.DRH,

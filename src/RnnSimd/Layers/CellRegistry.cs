@@ -17,22 +17,41 @@ internal static class CellRegistry
 
     private static readonly Entry[] s_entries =
     [
-        Of<RnnCell<TanhOp>>(CellType.RnnTanh, "rnn_tanh"),
-        Of<RnnCell<ReluOp>>(CellType.RnnRelu, "rnn_relu"),
+        Of<RnnCell<TanhOp>>(CellType.RnnTanh, "rnn_tanh") with { Driver = RnnDriver },
+        Of<RnnCell<ReluOp>>(CellType.RnnRelu, "rnn_relu") with { Driver = RnnDriver },
         Of<LstmCell<LstmPlain>>(CellType.Lstm, "lstm") with { Driver = LstmDriver },
-        Of<GruCell>(CellType.Gru, "gru"),
+        Of<GruCell<CompiledGates>>(CellType.Gru, "gru") with { Driver = GruDriver },
     ];
 
+    // Each cell has its compiled default specialisation(s) and one configured one (ONNX's activations and clip read at
+    // run time), never one per combination of activations: Native AOT compiles every instantiation named here.
+
     /// <summary>
-    /// The LSTM's driver: one specialisation per combination of ONNX's options (peepholes, coupled input and forget
-    /// gates), so the plain LSTM's loops carry no trace of them.
+    /// The LSTM's driver: one specialisation per combination of ONNX's structural options (peepholes, coupled input and
+    /// forget gates), so the plain LSTM's loops carry no trace of them; any other activation or a clip: the configured one.
     /// </summary>
-    private static CellDriver LstmDriver(RecurrentOptions o) => (o.Peepholes, o.CoupledInputForget) switch
+    private static CellDriver LstmDriver(RecurrentOptions o) => !o.DefaultGateFunctions ? new CellDriver<LstmCell<LstmConfigured>>(o)
+        : (o.Peepholes, o.CoupledInputForget) switch
+        {
+            (false, false) => new CellDriver<LstmCell<LstmPlain>>(o),
+            (true, false) => new CellDriver<LstmCell<LstmPeepholes>>(o),
+            (false, true) => new CellDriver<LstmCell<LstmCoupled>>(o),
+            (true, true) => new CellDriver<LstmCell<LstmPeepholesCoupled>>(o),
+        };
+
+    /// <summary>The GRU's driver: PyTorch's σ, tanh without a clip compiled in, anything else configured.</summary>
+    private static CellDriver GruDriver(RecurrentOptions o) =>
+        o.DefaultGateFunctions ? new CellDriver<GruCell<CompiledGates>>(o) : new CellDriver<GruCell<ConfiguredGates>>(o);
+
+    /// <summary>
+    /// The RNN's driver, by the activation in force (the cell type's, or <see cref="RecurrentOptions.ActivationF"/>): tanh
+    /// and relu without a clip compiled in, sigmoid or any clip configured.
+    /// </summary>
+    private static CellDriver RnnDriver(RecurrentOptions o) => (o.Clip > 0, o.Activations.F) switch
     {
-        (false, false) => new CellDriver<LstmCell<LstmPlain>>(o),
-        (true, false) => new CellDriver<LstmCell<LstmPeepholes>>(o),
-        (false, true) => new CellDriver<LstmCell<LstmCoupled>>(o),
-        (true, true) => new CellDriver<LstmCell<LstmPeepholesCoupled>>(o),
+        (false, GateActivation.Tanh) => new CellDriver<RnnCell<TanhOp>>(o),
+        (false, GateActivation.Relu) => new CellDriver<RnnCell<ReluOp>>(o),
+        _ => new CellDriver<RnnCell<ConfiguredGates>>(o),
     };
 
     /// <summary>Every registered kind, in enum order.</summary>

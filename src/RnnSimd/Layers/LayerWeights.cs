@@ -22,6 +22,8 @@ internal sealed unsafe class LayerWeights
     /// <summary>Whether this layer runs backward in time: the reverse direction of a bidirectional layer, or a <see cref="RecurrentOptions.Reverse"/> network.</summary>
     public readonly bool Reverse;
     public readonly bool Bias, LinearBeforeReset;
+    /// <summary>The activations and clip a configured cell specialisation reads at run time (the compiled ones ignore them).</summary>
+    public readonly Cells.GateFunctions Functions;
     public readonly KernelSet K;
     public readonly float* Wih, Whh, Bih, Bhh, Whr;                  // (GH, In), (GH, Hout), (GH), (GH), (P, H)
     public readonly float* Peep;                                      // LSTM peepholes (3, H): p_i, p_f, p_o; else null
@@ -49,6 +51,7 @@ internal sealed unsafe class LayerWeights
         Layer = layer; Direction = direction; Reverse = direction == 1 || o.Reverse; Bias = o.Bias; LinearBeforeReset = o.GruLinearBeforeReset;
         In = o.LayerInput(layer); H = o.HiddenSize; Hout = o.OutputHidden; P = o.ProjSize; GH = o.GateCount * H; Split = split;
         K = kernels;
+        Functions = Cells.GateFunctions.From(o);
         string sfx = $"_l{layer}" + (direction == 1 ? "_reverse" : "");
         Wih = Find(parameters, "weight_ih" + sfx, out OWih);
         Whh = Find(parameters, "weight_hh" + sfx, out OWhh);

@@ -34,9 +34,25 @@ public enum CellType
 /// be combined with it, a projection included (the peepholes see c, never the projected h).</param>
 /// <param name="CoupledInputForget">LSTM only (ONNX's input_forget = 1): f = 1 - i. The forget gate's rows of W_ih,
 /// W_hh, b_ih, b_hh (and p_f) stay in the state_dict but are unused, and their gradients are zero.</param>
+/// <param name="ActivationF">ONNX's activation f (null: the cell's default): the LSTM's gates i, f, o (σ), the GRU's r and
+/// z (σ), the RNN's one nonlinearity (tanh for <see cref="CellType.RnnTanh"/>, relu for <see cref="CellType.RnnRelu"/>;
+/// when set it replaces the one the cell type names, which then only names the file format's cell).</param>
+/// <param name="ActivationG">ONNX's g (null: tanh): the LSTM's cell candidate g, the GRU's candidate n. Not for RNN.</param>
+/// <param name="ActivationH">ONNX's h (null: tanh): the LSTM's function of the cell state, m = o ⊙ h(c). LSTM only.</param>
+/// <param name="Clip">ONNX's clip: when &gt; 0, every gate pre-activation, after all of its terms (biases, peepholes, the
+/// GRU's r ⊙ (W_hn h + b_hn) or W_hn (r ⊙ h) + b_hn), is clamped to [-Clip, Clip] before its activation; the LSTM's cell
+/// state is not clipped before h(c). 0: no clip. Finite and &gt;= 0. In Backward a clipped pre-activation passes no
+/// gradient (the training workspace then records the pre-activations, one (T, B, G·H) buffer per layer and direction).</param>
+/// <remarks>
+/// With no clip and every activation its cell's default (null or given explicitly), the network runs the same
+/// specialised code as without these options; otherwise one "configured" specialisation per cell, whose gate kernels
+/// read the activations and the clip at run time, runs every path (and, with σ / tanh and no clip, computes bitwise
+/// what the default code does).
+/// </remarks>
 public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSize, int NumLayers = 1,
     bool Bidirectional = false, bool Bias = true, int ProjSize = 0, bool GruLinearBeforeReset = true, bool Reverse = false,
-    bool Peepholes = false, bool CoupledInputForget = false)
+    bool Peepholes = false, bool CoupledInputForget = false, GateActivation? ActivationF = null, GateActivation? ActivationG = null,
+    GateActivation? ActivationH = null, float Clip = 0)
 {
     private static long s_memoryBudget = 4L << 30;
 
@@ -105,12 +121,31 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
         throw new ArgumentException($"unknown cell '{name}'; expected {string.Join(", ", CellRegistry.All.Select(e => e.Name))}.", nameof(name));
     }
 
+    /// <summary>
+    /// The activations in force, defaults resolved: ONNX's (f, g, h). LSTM (σ, tanh, tanh), GRU (σ, tanh, -), RNN (tanh or
+    /// relu, -, -); a slot the cell does not have holds tanh.
+    /// </summary>
+    internal (GateActivation F, GateActivation G, GateActivation H) Activations =>
+        (ActivationF ?? DefaultActivationF, ActivationG ?? GateActivation.Tanh, ActivationH ?? GateActivation.Tanh);
+
+    private GateActivation DefaultActivationF => Cell switch
+    {
+        CellType.RnnTanh => GateActivation.Tanh,
+        CellType.RnnRelu => GateActivation.Relu,
+        _ => GateActivation.Sigmoid,
+    };
+
+    /// <summary>No clip and the cell type's default activations: the cell's compiled default code runs.</summary>
+    internal bool DefaultGateFunctions => !(Clip > 0) && Activations == (DefaultActivationF, GateActivation.Tanh, GateActivation.Tanh);
+
     /// <summary>Input features of layer <paramref name="layer"/>: I for layer 0, else D * OutputHidden.</summary>
     public int LayerInput(int layer) => layer == 0 ? InputSize : Directions * OutputHidden;
 
     /// <summary>Checks that every size is valid.</summary>
     /// <exception cref="ArgumentException">A size is not positive, a projection is asked of a cell other than LSTM or is not smaller
-    /// than H, or peepholes or coupled input and forget gates are asked of a cell other than LSTM.</exception>
+    /// than H, peepholes or coupled input and forget gates are asked of a cell other than LSTM, an activation is not a
+    /// <see cref="GateActivation"/> or is given for a slot the cell does not have (g for RNN, h for GRU and RNN), or
+    /// <see cref="Clip"/> is negative, infinite or NaN.</exception>
     public void Validate()
     {
         if (CellRegistry.Find(Cell) is null) CellRegistry.Get(Cell); // throws, naming the known types
@@ -123,8 +158,22 @@ public sealed record RecurrentOptions(CellType Cell, int InputSize, int HiddenSi
             throw new ArgumentException($"Peepholes are only supported by LSTM (ONNX's input P); this network is {CellName}.", nameof(Peepholes));
         if (CoupledInputForget && Cell != CellType.Lstm)
             throw new ArgumentException($"CoupledInputForget is only supported by LSTM (ONNX's input_forget); this network is {CellName}.", nameof(CoupledInputForget));
+        CheckActivation(ActivationF, nameof(ActivationF), true);
+        CheckActivation(ActivationG, nameof(ActivationG), Cell is CellType.Lstm or CellType.Gru);
+        CheckActivation(ActivationH, nameof(ActivationH), Cell == CellType.Lstm);
+        if (!float.IsFinite(Clip) || Clip < 0)
+            throw new ArgumentException($"Clip must be finite and >= 0 (0 for no clip), got {Clip}.", nameof(Clip));
         if (Reverse && Bidirectional) throw new ArgumentException("Reverse is for a unidirectional network that runs backward in time; a bidirectional network already has a reverse direction.", nameof(Reverse));
         if (ProjSize >= HiddenSize && ProjSize > 0) throw new ArgumentException($"ProjSize ({ProjSize}) must be smaller than HiddenSize ({HiddenSize}), as in PyTorch.", nameof(ProjSize));
+    }
+
+    private void CheckActivation(GateActivation? a, string name, bool cellHasIt)
+    {
+        if (a is not { } v) return;
+        if (!Enum.IsDefined(v))
+            throw new ArgumentException($"{name} = {(int)v} is not a GateActivation; expected Sigmoid, Tanh or Relu.", name);
+        if (!cellHasIt)
+            throw new ArgumentException($"{name} is not a function of a {CellName} cell (ONNX's f, g, h: LSTM f, g, h; GRU f, g; RNN f only).", name);
     }
 
     /// <summary>

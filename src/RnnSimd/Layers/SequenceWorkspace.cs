@@ -50,6 +50,7 @@ public sealed unsafe class SequenceWorkspace
         public float* M;      // Projection: (T, B, H) o * tanh(c) before W_hr
         public float* DHs;    // Projection: (T, B, P) dL/dh per step, for dW_hr
         public float* RH;     // ResetHidden: (T, B, H) r * h
+        public float* Pre;    // PreActivations: (T, B, GH) gate pre-activations before the clip
         public float* DH, DHCarry, DC, DM, DRH; // (B, Hout), (B, Hout), (B, H), (B, H), (B, H) backward scratch
     }
 
@@ -131,6 +132,7 @@ public sealed unsafe class SequenceWorkspace
         int D = _o.Directions, L = _o.NumLayers, H = _o.HiddenSize, Hout = _o.OutputHidden, P = _o.ProjSize, GH = _o.GateCount * H;
         bool cell = _records.HasFlag(CellRecords.CellState), proj = _records.HasFlag(CellRecords.Projection);
         bool products = _records.HasFlag(CellRecords.RecurrentProducts), resetHidden = _records.HasFlag(CellRecords.ResetHidden);
+        bool pre = _records.HasFlag(CellRecords.PreActivations);
         long TB = (long)T * B;
         int maxIn = Math.Max(_o.InputSize, D * Hout);
         var list = new List<(string, int[])>
@@ -163,6 +165,7 @@ public sealed unsafe class SequenceWorkspace
                     list.Add((p + "dhs", [Checked(TB * P)]));
                 }
                 if (resetHidden) list.Add((p + "rh", [Checked(TB * H)]));
+                if (pre) list.Add((p + "pre", [Checked(TB * GH)]));
                 list.Add((p + "dh", [Checked((long)B * Hout)]));
                 list.Add((p + "dhcarry", [Checked((long)B * Hout)]));
                 list.Add((p + "dc", [Checked((long)B * H)]));
@@ -205,7 +208,7 @@ public sealed unsafe class SequenceWorkspace
                     XRev = Opt(p + "xrev"), Gx = Opt(p + "gx"), Gh = Opt(p + "gh"), DGh = Opt(p + "dgh"), Gates = Opt(p + "gates"),
                     Hs = Opt(p + "hs"), Cs = Opt(p + "cs"), TanhC = Opt(p + "tanhc"), M = Opt(p + "m"), RH = Opt(p + "rh"),
                     DHs = Opt(p + "dhs"), DH = Opt(p + "dh"), DHCarry = Opt(p + "dhcarry"), DC = Opt(p + "dc"), DM = Opt(p + "dm"),
-                    DRH = Opt(p + "drh"),
+                    DRH = Opt(p + "drh"), Pre = Opt(p + "pre"),
                 };
             }
         }

@@ -11,7 +11,8 @@ public class RecurrentContractTests
     public static TheoryData<string, int, int> CellsAndBatches()
     {
         var d = new TheoryData<string, int, int>();
-        foreach (var cell in new[] { "lstm", "lstmp", "lstm_peep", "lstm_coupled", "lstm_peep_coupled", "lstmp_peep", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
+        foreach (var cell in new[] { "lstm", "lstmp", "lstm_peep", "lstm_coupled", "lstm_peep_coupled", "lstmp_peep", "gru", "gru_orig", "rnn_tanh", "rnn_relu",
+                     "lstm_onnx", "lstm_onnx_peep_coupled", "lstmp_onnx", "gru_onnx", "gru_orig_onnx", "rnn_onnx" })
             foreach (int b in new[] { 1, 3 })
                 d.Add(cell, b, 2);
         return d;
@@ -20,7 +21,7 @@ public class RecurrentContractTests
     /// <summary>
     /// The options of a cell variant by test name: a cell name, or lstmp (projection 7), lstm_peep (peepholes), lstm_coupled
     /// (coupled input and forget gates), lstm_peep_coupled (both), lstmp_peep (projection and peepholes), gru_orig (GRU's
-    /// original form).
+    /// original form); *_onnx: ONNX's activations and a clip (the configured specialisation of each cell).
     /// </summary>
     internal static RecurrentOptions Options(string cell, int layers, int input = 17, int hidden = 33, bool bidi = false) => cell switch
     {
@@ -30,6 +31,16 @@ public class RecurrentContractTests
         "lstm_peep_coupled" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, Peepholes: true, CoupledInputForget: true),
         "lstmp_peep" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, ProjSize: 7, Peepholes: true),
         "gru_orig" => new RecurrentOptions(CellType.Gru, input, hidden, layers, bidi, GruLinearBeforeReset: false),
+        "lstm_onnx" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, ActivationF: GateActivation.Tanh,
+            ActivationG: GateActivation.Relu, ActivationH: GateActivation.Sigmoid, Clip: 0.8f),
+        "lstm_onnx_peep_coupled" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, Peepholes: true, CoupledInputForget: true,
+            ActivationH: GateActivation.Relu, Clip: 1f),
+        "lstmp_onnx" => new RecurrentOptions(CellType.Lstm, input, hidden, layers, bidi, ProjSize: 7, ActivationG: GateActivation.Sigmoid, Clip: 0.5f),
+        "gru_onnx" => new RecurrentOptions(CellType.Gru, input, hidden, layers, bidi, ActivationF: GateActivation.Tanh, ActivationG: GateActivation.Relu,
+            Clip: 0.9f),
+        "gru_orig_onnx" => new RecurrentOptions(CellType.Gru, input, hidden, layers, bidi, GruLinearBeforeReset: false,
+            ActivationG: GateActivation.Sigmoid, Clip: 0.7f),
+        "rnn_onnx" => new RecurrentOptions(CellType.RnnTanh, input, hidden, layers, bidi, ActivationF: GateActivation.Sigmoid, Clip: 2f),
         _ => new RecurrentOptions(RecurrentOptions.ParseCell(cell), input, hidden, layers, bidi),
     };
 
@@ -100,7 +111,8 @@ public class RecurrentContractTests
     {
         var failures = new List<string>();
         foreach (var set in Sets)
-        foreach (var cell in new[] { "lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh" })
+        foreach (var cell in new[] { "lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "lstm_onnx_peep_coupled", "lstmp_onnx",
+                     "gru_onnx", "gru_orig_onnx", "rnn_onnx" })
         foreach (int batch in new[] { 1, 4 })
         {
             var o = Options(cell, 2);
@@ -177,6 +189,113 @@ public class RecurrentContractTests
         Assert.Throws<InvalidOperationException>(() => net.Backward(net.CreateWorkspace(1, 1), new float[8], [], [], [], [], []));
         Assert.Throws<InvalidOperationException>(() => net.Backward(net.CreateInferenceWorkspace(1, 1), new float[8], [], [], [], [], []));
         Assert.Throws<ArgumentException>(() => new RecurrentOptions((CellType)99, 3, 4).Validate());
+        // ONNX's clip and activations: a clip must be finite and >= 0; an activation must exist and belong to the cell.
+        foreach (float clip in new[] { -0.5f, float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+            Assert.Equal("Clip", Assert.Throws<ArgumentException>(() => new RecurrentNetwork(o with { Clip = clip })).ParamName);
+        Assert.Equal("ActivationF", Assert.Throws<ArgumentException>(() => (o with { ActivationF = (GateActivation)7 }).Validate()).ParamName);
+        Assert.Equal("ActivationG", Assert.Throws<ArgumentException>(() => new RecurrentOptions(CellType.RnnRelu, 3, 4, ActivationG: GateActivation.Tanh).Validate()).ParamName);
+        Assert.Equal("ActivationH", Assert.Throws<ArgumentException>(() => new RecurrentOptions(CellType.Gru, 3, 4, ActivationH: GateActivation.Tanh).Validate()).ParamName);
+        new RecurrentOptions(CellType.Gru, 3, 4, ActivationF: GateActivation.Relu, ActivationG: GateActivation.Sigmoid, Clip: 1e30f).Validate();
+        new RecurrentOptions(CellType.RnnTanh, 3, 4, ActivationF: GateActivation.Sigmoid, Clip: -0f).Validate(); // -0: no clip
+    }
+
+    /// <summary>
+    /// Which specialisation runs: the compiled default one whenever there is no clip and every activation is its cell's
+    /// default (given or not), the configured one otherwise; an RNN whose f is tanh or relu runs that compiled cell
+    /// whatever its cell type names.
+    /// </summary>
+    [Fact]
+    public void Default_gate_functions_run_the_compiled_code_and_any_other_the_configured_code()
+    {
+        static string Driver(RecurrentOptions o) => new RecurrentNetwork(o).Driver.GetType().GenericTypeArguments[0].Name
+            + "[" + string.Join(",", new RecurrentNetwork(o).Driver.GetType().GenericTypeArguments[0].GenericTypeArguments.Select(t => t.Name)) + "]";
+        var lstm = new RecurrentOptions(CellType.Lstm, 3, 4);
+        Assert.Equal("LstmCell`1[LstmPlain]", Driver(lstm));
+        Assert.Equal("LstmCell`1[LstmPlain]", Driver(lstm with { ActivationF = GateActivation.Sigmoid, ActivationG = GateActivation.Tanh, ActivationH = GateActivation.Tanh }));
+        Assert.Equal("LstmCell`1[LstmPeepholesCoupled]", Driver(lstm with { Peepholes = true, CoupledInputForget = true, Clip = 0 }));
+        Assert.Equal("LstmCell`1[LstmConfigured]", Driver(lstm with { Clip = 3 }));
+        Assert.Equal("LstmCell`1[LstmConfigured]", Driver(lstm with { ActivationH = GateActivation.Relu, Peepholes = true }));
+        var gru = new RecurrentOptions(CellType.Gru, 3, 4);
+        Assert.Equal("GruCell`1[CompiledGates]", Driver(gru with { ActivationG = GateActivation.Tanh }));
+        Assert.Equal("GruCell`1[ConfiguredGates]", Driver(gru with { ActivationF = GateActivation.Tanh }));
+        Assert.Equal("GruCell`1[ConfiguredGates]", Driver(gru with { Clip = 0.5f }));
+        var rnn = new RecurrentOptions(CellType.RnnTanh, 3, 4);
+        Assert.Equal("RnnCell`1[TanhOp]", Driver(rnn));
+        Assert.Equal("RnnCell`1[ReluOp]", Driver(rnn with { ActivationF = GateActivation.Relu }));
+        Assert.Equal("RnnCell`1[TanhOp]", Driver(rnn with { Cell = CellType.RnnRelu, ActivationF = GateActivation.Tanh }));
+        Assert.Equal("RnnCell`1[ConfiguredGates]", Driver(rnn with { ActivationF = GateActivation.Sigmoid }));
+        Assert.Equal("RnnCell`1[ConfiguredGates]", Driver(rnn with { Clip = 1 }));
+        // The training workspace records the pre-activations (T, B, GH) per layer and direction only with a clip.
+        var sigmoid = rnn with { ActivationF = GateActivation.Sigmoid };
+        long plain = new RecurrentNetwork(rnn).CreateWorkspace(5, 3).Floats;
+        Assert.Equal(plain, new RecurrentNetwork(sigmoid).CreateWorkspace(5, 3).Floats);
+        Assert.Equal(plain + 64, new RecurrentNetwork(sigmoid with { Clip = 1 }).CreateWorkspace(5, 3).Floats); // T*B*GH = 60, padded to 16s
+        Assert.Equal(new RecurrentNetwork(rnn).CreateInferenceWorkspace(5, 3).Floats,
+            new RecurrentNetwork(sigmoid with { Clip = 1 }).CreateInferenceWorkspace(5, 3).Floats);
+    }
+
+    /// <summary>
+    /// The configured specialisation's kernels repeat the compiled ones' operations in their order: with the default
+    /// functions and a clip no finite value reaches (float.MaxValue), every path gives bitwise what the compiled code gives
+    /// (training and inference forward, backward with the clip's gradient mask, Step at batch 1 and 3, the stepper), at
+    /// every kernel set.
+    /// </summary>
+    [Theory]
+    [InlineData("lstm"), InlineData("lstmp"), InlineData("lstm_peep"), InlineData("lstm_coupled"), InlineData("lstm_peep_coupled"),
+     InlineData("gru"), InlineData("gru_orig"), InlineData("rnn_tanh"), InlineData("rnn_relu")]
+    public void Configured_code_with_the_default_functions_is_bitwise_the_compiled_code(string cell)
+    {
+        foreach (var set in Sets)
+        foreach (bool bidi in new[] { false, true })
+        {
+            var o = Options(cell, 2, bidi: bidi);
+            var compiled = new RecurrentNetwork(o, 11, set);
+            var configured = new RecurrentNetwork(o with { Clip = float.MaxValue }, 11, set);
+            Assert.NotEqual(compiled.Driver.GetType(), configured.Driver.GetType());
+            AssertBitwiseEqual($"{set} {cell} parameters", compiled.Parameters.Data, configured.Parameters.Data);
+            var a = RunAll(compiled);
+            var b = RunAll(configured);
+            for (int k = 0; k < a.Count; k++) AssertBitwiseEqual($"{set} {cell} bidi={bidi} quantity {k}", a[k], b[k]);
+        }
+
+        static List<float[]> RunAll(RecurrentNetwork net)
+        {
+            var o = net.Options;
+            const int T = 6, B = 3;
+            int D = o.Directions, L = o.NumLayers, Hout = o.OutputHidden, H = o.HiddenSize;
+            bool lstm = o.Cell == CellType.Lstm;
+            float[] x = Data(21, T * B * o.InputSize), h0 = Data(22, L * D * B * Hout), c0 = lstm ? Data(23, L * D * B * H) : [];
+            int[] lengths = [6, 4, 1];
+            var results = new List<float[]>();
+            float[] y = new float[T * B * D * Hout], hN = new float[h0.Length], cN = new float[c0.Length];
+            var ws = net.CreateWorkspace(T, B);
+            net.Forward(x, T, B, h0, c0, y, hN, cN, ws, lengths);
+            results.AddRange([(float[])y.Clone(), (float[])hN.Clone(), (float[])cN.Clone()]);
+            float[] dx = new float[x.Length], dh0 = new float[h0.Length], dc0 = new float[c0.Length];
+            net.ZeroGradients();
+            net.Backward(ws, Data(24, y.Length), Data(25, hN.Length), lstm ? Data(26, cN.Length) : [], dx, dh0, dc0);
+            results.AddRange([dx, dh0, dc0, net.Gradients.Data.ToArray()]);
+            net.Forward(x, T, B, h0, c0, y, hN, cN, net.CreateInferenceWorkspace(T, B), lengths);
+            results.AddRange([(float[])y.Clone(), (float[])hN.Clone(), (float[])cN.Clone()]);
+            if (D == 1)
+            {
+                foreach (int batch in new[] { 1, B })
+                {
+                    var state = net.CreateState(batch);
+                    var ys = new float[T * batch * Hout];
+                    for (int t = 0; t < T; t++)
+                        net.Step(state, x.AsSpan(t * B * o.InputSize, batch * o.InputSize), ys.AsSpan(t * batch * Hout, batch * Hout));
+                    results.Add(ys);
+                }
+                var streams = Enumerable.Range(0, B).Select(_ => net.CreateState()).ToArray();
+                var stepper = new MultiStreamStepper(net, B);
+                var yt = new float[T * B * Hout];
+                for (int t = 0; t < T; t++)
+                    stepper.Step(streams, x.AsSpan(t * B * o.InputSize, B * o.InputSize), yt.AsSpan(t * B * Hout, B * Hout));
+                results.Add(yt);
+            }
+            return results;
+        }
     }
 
     /// <summary>

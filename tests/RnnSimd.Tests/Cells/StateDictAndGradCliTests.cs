@@ -27,6 +27,52 @@ public class StateDictAndGradCliTests : IDisposable
         Assert.Equal(a.Parameters.Data, b.Parameters.Data);
     }
 
+    /// <summary>
+    /// ONNX's activations and clip travel in the metadata (activation_f, activation_g, activation_h: sigmoid, tanh, relu or
+    /// default; clip: the float's round-trip text) and add no tensor; files written before them (no keys) read as the
+    /// cell's defaults; bad values are refused naming the key.
+    /// </summary>
+    [Fact]
+    public void Activations_and_clip_are_saved_loaded_and_described()
+    {
+        foreach (var o in new[]
+        {
+            new RecurrentOptions(CellType.Lstm, 6, 10, 2, Bidirectional: true, Peepholes: true, ActivationF: GateActivation.Tanh,
+                ActivationH: GateActivation.Relu, Clip: 0.1f),
+            new RecurrentOptions(CellType.Gru, 6, 10, GruLinearBeforeReset: false, ActivationF: GateActivation.Relu, ActivationG: GateActivation.Sigmoid),
+            new RecurrentOptions(CellType.RnnRelu, 6, 10, Reverse: true, ActivationF: GateActivation.Sigmoid, Clip: 3.4028235e38f),
+        })
+        {
+            var a = new RecurrentNetwork(o, 1);
+            string path = Path.Combine(_dir, $"{o.CellName}.safetensors");
+            StateDict.Save(a, path);
+            var file = SafeTensorsFile.Read(path);
+            Assert.Equal(o, StateDict.ReadOptions(file.Metadata));
+            Assert.Equal(a.Parameters.Entries.Select(e => e.Name).Order(), file.Tensors.Select(t => t.Name).Order());
+            StateDict.CheckHolds(file, o);
+            StateDict.CheckHolds(file, o with { ActivationF = null, ActivationG = null, ActivationH = null, Clip = 0 });
+            var b = new RecurrentNetwork(o, 2);
+            StateDict.Load(b, file);
+            Assert.Equal(a.Parameters.Data, b.Parameters.Data);
+        }
+        var meta = StateDict.Describe(new RecurrentOptions(CellType.Lstm, 6, 10, ActivationG: GateActivation.Relu, Clip: 0.1f));
+        Assert.Equal(("default", "relu", "default", "0.1"), (meta["activation_f"], meta["activation_g"], meta["activation_h"], meta["clip"]));
+        meta["activation_f"] = "Sigmoid"; // ONNX's spelling is read too
+        Assert.Equal(GateActivation.Sigmoid, StateDict.ReadOptions(meta).ActivationF);
+        foreach (var key in new[] { "activation_f", "activation_g", "activation_h", "clip" })
+        {
+            var old = new Dictionary<string, string>(meta);
+            old.Remove(key);
+            var read = StateDict.ReadOptions(old);
+            Assert.True(key switch { "activation_f" => read.ActivationF is null, "activation_g" => read.ActivationG is null, "activation_h" => read.ActivationH is null, _ => read.Clip == 0 });
+        }
+        Assert.Contains("activation_h", Assert.Throws<InvalidDataException>(() => StateDict.ReadOptions(new Dictionary<string, string>(meta) { ["activation_h"] = "softsign" })).Message);
+        Assert.Contains("clip", Assert.Throws<InvalidDataException>(() => StateDict.ReadOptions(new Dictionary<string, string>(meta) { ["clip"] = "half" })).Message);
+        Assert.Contains("Clip", Assert.Throws<InvalidDataException>(() => StateDict.ReadOptions(new Dictionary<string, string>(meta) { ["clip"] = "-1" })).Message);
+        Assert.Contains("ActivationH", Assert.Throws<InvalidDataException>(() =>
+            StateDict.ReadOptions(new Dictionary<string, string>(meta) { ["cell"] = "gru", ["activation_h"] = "tanh" })).Message);
+    }
+
     /// <summary>ONNX's LSTM options travel in the metadata (peepholes, coupled_input_forget) and the peepholes as weight_peep_l{l}[_reverse].</summary>
     [Fact]
     public void Peepholes_and_coupled_gates_are_saved_loaded_and_described()
