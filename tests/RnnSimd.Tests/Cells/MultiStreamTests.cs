@@ -7,7 +7,8 @@ namespace RnnSimd.Tests.Cells;
 [Trait("Category", "Cells")]
 public class MultiStreamTests
 {
-    public static TheoryData<string> Cells() => new(["lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu"]);
+    public static TheoryData<string> Cells() => new(["lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu",
+        "lstm_onnx", "lstmp_onnx", "lstm_onnx_peep_coupled", "gru_onnx", "gru_orig_onnx", "rnn_onnx"]);
 
     private static RecurrentOptions Options(string cell) => RecurrentContractTests.Options(cell, 2, input: 17, hidden: 33);
 

@@ -13,7 +13,8 @@ public class ReverseNetworkTests
 {
     [Theory]
     [InlineData("lstm"), InlineData("gru"), InlineData("gru_orig"), InlineData("rnn_tanh"), InlineData("rnn_relu"), InlineData("lstmp"),
-     InlineData("lstm_peep"), InlineData("lstm_peep_coupled")]
+     InlineData("lstm_peep"), InlineData("lstm_peep_coupled"), InlineData("lstm_onnx"), InlineData("lstm_onnx_peep_coupled"), InlineData("lstmp_onnx"),
+     InlineData("gru_onnx"), InlineData("gru_orig_onnx"), InlineData("rnn_onnx")]
     public void Reverse_network_is_the_reverse_half_of_a_bidirectional_one(string cell)
     {
         var bo = RecurrentContractTests.Options(cell, 1, bidi: true);

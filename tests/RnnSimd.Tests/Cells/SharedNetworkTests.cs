@@ -13,7 +13,8 @@ namespace RnnSimd.Tests.Cells;
 public class SharedNetworkTests
 {
     private const int Threads = 4;
-    private static readonly string[] AllCells = ["lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu"];
+    private static readonly string[] AllCells = ["lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu",
+        "lstm_onnx", "lstm_onnx_peep_coupled", "gru_onnx", "gru_orig_onnx", "rnn_onnx"];
 
     public static TheoryData<string> Cells() => new(AllCells);
 

@@ -72,6 +72,8 @@ public class ParallelismTests
         {
             new RecurrentOptions(CellType.Lstm, 65, 128, 2, Bidirectional: true), new RecurrentOptions(CellType.Gru, 65, 128, 1, ProjSize: 0, GruLinearBeforeReset: false),
             new RecurrentOptions(CellType.Lstm, 65, 128, 1, Peepholes: true, CoupledInputForget: true),
+            OnnxFunctions(new RecurrentOptions(CellType.Lstm, 65, 128, 1, Bidirectional: true, Peepholes: true)),
+            OnnxFunctions(new RecurrentOptions(CellType.Gru, 65, 128, 1, GruLinearBeforeReset: false)),
         })
         {
         float[] Train(int threads) => WithThreads<float[]>(threads, () =>
@@ -121,12 +123,19 @@ public class ParallelismTests
     [InlineData(CellType.Lstm, 192, 4, 0, true, true)]     // peepholes and coupled gates, by units
     [InlineData(CellType.Lstm, 64, 20, 0, false, true)]    // coupled gates, by rows
     [InlineData(CellType.Lstm, 64, 24, 40, true, true)]    // both, with a projection: by rows
+    [InlineData(CellType.Lstm, 192, 1, 0, true, true, true)]     // ONNX's activations and clip (the configured cells), by units
+    [InlineData(CellType.Gru, 224, 4, 0, false, false, true)]
+    [InlineData(CellType.RnnTanh, 384, 1, 0, false, false, true)]
+    [InlineData(CellType.Lstm, 64, 24, 40, false, true, true)]   // and by rows
+    [InlineData(CellType.Gru, 96, 16, -1, false, false, true)]
+    [InlineData(CellType.RnnRelu, 128, 16, 0, false, false, true)]
     public void Inference_split_across_threads_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int batch, int variant = 0,
-        bool peepholes = false, bool coupled = false)
+        bool peepholes = false, bool coupled = false, bool functions = false)
     {
         const int T = 70, I = 24;
         var o = new RecurrentOptions(cell, I, hidden, 2, Bidirectional: true, ProjSize: variant > 0 ? variant : 0,
             GruLinearBeforeReset: variant >= 0, Peepholes: peepholes, CoupledInputForget: coupled);
+        if (functions) o = OnnxFunctions(o);
         int layers = o.NumLayers * o.Directions, dh = o.Directions * o.OutputHidden;
         bool byRows = batch >= 2 * CellDriver.MinRowsPerPart;
         float[] x = Data(11, T * batch * I), h0 = Data(12, layers * batch * o.OutputHidden), c0 = Data(13, layers * batch * hidden);
@@ -159,11 +168,15 @@ public class ParallelismTests
     [InlineData(CellType.RnnTanh, 384)]
     [InlineData(CellType.Lstm, 192, true, false)]
     [InlineData(CellType.Lstm, 192, true, true)]
+    [InlineData(CellType.Lstm, 192, true, false, true)] // ONNX's activations and clip
+    [InlineData(CellType.Gru, 224, false, false, true)]
+    [InlineData(CellType.RnnTanh, 384, false, false, true)]
     public void Streaming_step_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, bool peepholes = false,
-        bool coupled = false)
+        bool coupled = false, bool functions = false)
     {
         const int steps = 40, I = 24;
         var o = new RecurrentOptions(cell, I, hidden, 2, Peepholes: peepholes, CoupledInputForget: coupled);
+        if (functions) o = OnnxFunctions(o);
         float[] x = Data(21, steps * I);
         foreach (var set in Sets)
         {
@@ -196,11 +209,15 @@ public class ParallelismTests
     [InlineData(CellType.Lstm, 128, 40)]
     [InlineData(CellType.Lstm, 128, 0, true, true)]
     [InlineData(CellType.Lstm, 128, 40, true, false)]
+    [InlineData(CellType.Lstm, 128, 0, false, true, true)] // ONNX's activations and clip
+    [InlineData(CellType.Gru, 96, 0, false, false, true)]
+    [InlineData(CellType.RnnTanh, 128, 0, false, false, true)]
     public void Multi_stream_tick_split_by_units_is_bitwise_identical_for_any_thread_count(CellType cell, int hidden, int proj,
-        bool peepholes = false, bool coupled = false)
+        bool peepholes = false, bool coupled = false, bool functions = false)
     {
         const int N = 21, ticks = 6, I = 24;
         var o = new RecurrentOptions(cell, I, hidden, 2, ProjSize: proj, Peepholes: peepholes, CoupledInputForget: coupled);
+        if (functions) o = OnnxFunctions(o);
         float[] x = Data(31, ticks * N * I);
         foreach (var set in Sets)
         {
@@ -225,14 +242,24 @@ public class ParallelismTests
         }
     }
 
+    /// <summary>ONNX's activations and a clip on <paramref name="o"/>'s cell: its configured specialisation runs.</summary>
+    private static RecurrentOptions OnnxFunctions(RecurrentOptions o) => o.Cell switch
+    {
+        CellType.Lstm => o with { ActivationF = GateActivation.Tanh, ActivationG = GateActivation.Relu, ActivationH = GateActivation.Sigmoid, Clip = 0.8f },
+        CellType.Gru => o with { ActivationF = GateActivation.Tanh, ActivationG = GateActivation.Relu, Clip = 0.9f },
+        _ => o with { ActivationF = GateActivation.Sigmoid, Clip = 2f },
+    };
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)] // peepholes and coupled gates
-    public void Split_inference_steps_and_ticks_allocate_nothing_on_any_thread(bool onnxLstm)
+    [InlineData(true, true)] // and ONNX's activations and clip
+    public void Split_inference_steps_and_ticks_allocate_nothing_on_any_thread(bool onnxLstm, bool functions = false)
     {
         WithThreads(2, () =>
         {
-            var net = new RecurrentNetwork(new RecurrentOptions(CellType.Lstm, 64, 256, Peepholes: onnxLstm, CoupledInputForget: onnxLstm), 9);
+            var o = new RecurrentOptions(CellType.Lstm, 64, 256, Peepholes: onnxLstm, CoupledInputForget: onnxLstm);
+            var net = new RecurrentNetwork(functions ? OnnxFunctions(o) : o, 9);
             float[] x = Data(4, 128 * 64), y = new float[128 * 256], hN = new float[256];
             var ws = net.CreateInferenceWorkspace(128, 1);
             long[] windows = SteadyStateAllocationsAllThreads(() => net.Forward(x, 128, 1, [], [], y, hN, [], ws), 10);
