@@ -15,7 +15,7 @@ public class ExportThroughOrtTests
     public static TheoryData<string, int, bool, bool, bool> Networks()
     {
         var d = new TheoryData<string, int, bool, bool, bool>();
-        foreach (var cell in new[] { "lstm", "lstm_peep", "lstm_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
+        foreach (var cell in new[] { "lstm", "lstm_peep", "lstm_coupled", "lstm_acts_clip", "gru", "gru_orig", "gru_acts_clip", "rnn_tanh", "rnn_relu", "rnn_sigmoid_clip" })
         {
             d.Add(cell, 1, false, false, true);
             d.Add(cell, 2, true, false, true);
@@ -30,6 +30,10 @@ public class ExportThroughOrtTests
         "gru_orig" => new RecurrentOptions(CellType.Gru, 7, 12, layers, bidi, bias, GruLinearBeforeReset: false, Reverse: reverse),
         "lstm_peep" => new RecurrentOptions(CellType.Lstm, 7, 12, layers, bidi, bias, Reverse: reverse, Peepholes: true),
         "lstm_coupled" => new RecurrentOptions(CellType.Lstm, 7, 12, layers, bidi, bias, Reverse: reverse, CoupledInputForget: true),
+        "lstm_acts_clip" => new RecurrentOptions(CellType.Lstm, 7, 12, layers, bidi, bias, Reverse: reverse, ActivationF: GateActivation.Tanh,
+            ActivationG: GateActivation.Relu, ActivationH: GateActivation.Sigmoid, Clip: 0.6f),
+        "gru_acts_clip" => new RecurrentOptions(CellType.Gru, 7, 12, layers, bidi, bias, Reverse: reverse, ActivationG: GateActivation.Relu, Clip: 0.6f),
+        "rnn_sigmoid_clip" => new RecurrentOptions(CellType.RnnTanh, 7, 12, layers, bidi, bias, Reverse: reverse, ActivationF: GateActivation.Sigmoid, Clip: 0.6f),
         _ => new RecurrentOptions(RecurrentOptions.ParseCell(cell), 7, 12, layers, bidi, bias, Reverse: reverse),
     };
 

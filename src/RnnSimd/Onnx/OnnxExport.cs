@@ -105,12 +105,22 @@ public static class OnnxExport
                     a.Add(w => { w.String(1, "input_forget"); w.Int64(20, OnnxAttribute.IntType); w.Int64(3, 1); });
                 if (o.Cell == CellType.Gru)
                     a.Add(w => { w.String(1, "linear_before_reset"); w.Int64(20, OnnxAttribute.IntType); w.Int64(3, o.GruLinearBeforeReset ? 1 : 0); });
-                if (o.Cell == CellType.RnnRelu)
+                // ONNX's activations (f, g, h per direction) when any differs from ONNX's defaults (RNN: Tanh).
+                var (f, gAct, hAct) = o.Activations;
+                string[] names = o.Cell switch
+                {
+                    CellType.Lstm => [f.ToString(), gAct.ToString(), hAct.ToString()],
+                    CellType.Gru => [f.ToString(), gAct.ToString()],
+                    _ => [f.ToString()],
+                };
+                string[] onnxDefault = o.Cell switch { CellType.Lstm => ["Sigmoid", "Tanh", "Tanh"], CellType.Gru => ["Sigmoid", "Tanh"], _ => ["Tanh"] };
+                if (!names.SequenceEqual(onnxDefault))
                     a.Add(w =>
                     {
                         w.String(1, "activations"); w.Int64(20, OnnxAttribute.StringsType);
-                        for (int d = 0; d < D; d++) w.StringAlways(9, "Relu");
+                        for (int d = 0; d < D; d++) foreach (var name in names) w.StringAlways(9, name);
                     });
+                if (o.Clip > 0) a.Add(w => { w.String(1, "clip"); w.Int64(20, OnnxAttribute.FloatType); w.Float(2, o.Clip); });
             });
             Node(g, "Transpose", $"transpose_l{l}", [$"Y_l{l}"], [$"Y_t_l{l}"],
                 a => a.Add(w => { w.String(1, "perm"); w.Int64(20, OnnxAttribute.IntsType); foreach (long p in new long[] { 0, 2, 1, 3 }) w.Int64(8, p); }));

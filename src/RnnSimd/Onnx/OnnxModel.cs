@@ -126,7 +126,7 @@ public sealed class OnnxModel
         OutputSlots = [.. outputSlots];
         Inputs = inputs.AsReadOnly();
         Outputs = outputs.AsReadOnly();
-        Networks = _graphOps.OfType<RecurrentOp>().Where(r => r.Network is not null).Select(r => r.Network!).ToList().AsReadOnly();
+        Networks = _graphOps.OfType<RecurrentOp>().SelectMany(r => r.Parts ?? []).ToList().AsReadOnly();
     }
 
     private static OnnxDataType OutputIntType(OnnxOp op, List<(string, bool, OnnxDataType Type)> slots) => op switch
@@ -204,7 +204,10 @@ public sealed class OnnxModel
     /// <summary>The graph outputs, in the graph's order.</summary>
     public IReadOnlyList<OnnxValueInfo> Outputs { get; }
 
-    /// <summary>The networks built from recurrent nodes whose weights are initializers, in graph order (one per node, before fusion).</summary>
+    /// <summary>
+    /// The networks built from recurrent nodes whose weights are initializers, in graph order (one per node before
+    /// fusion; two for a bidirectional node whose directions have different activations).
+    /// </summary>
     public IReadOnlyList<RecurrentNetwork> Networks { get; }
 
     /// <summary>The ai.onnx opset imported.</summary>
@@ -229,7 +232,9 @@ public sealed class OnnxModel
         var recs = _graphOps.OfType<RecurrentOp>().ToList();
         if (recs.Count == 0) throw new NotSupportedException($"'{Source}' has no LSTM, GRU or RNN node.");
         foreach (var r in recs)
-            if (r.Network is null) throw new NotSupportedException($"{r.Where} takes its weights as graph inputs; a network needs them as initializers.");
+            if (r.Network is null)
+                throw new NotSupportedException(r.Parts is null ? $"{r.Where} takes its weights as graph inputs; a network needs them as initializers."
+                    : $"{r.Where} has different activations per direction, which one network cannot hold (it runs as a forward and a reverse network).");
         var first = recs[0].Network!.Options;
         int D = first.Directions, H = first.HiddenSize;
         var producer = new Dictionary<int, OnnxOp>();
@@ -408,7 +413,7 @@ public sealed class OnnxModel
         foreach (var op in _graphOps)
         {
             sb.Append("    " + NodeLine(op.Node));
-            if (op is RecurrentOp { Network: { } net }) sb.Append($" => {Describe(net.Options)}");
+            if (op is RecurrentOp { Parts: { } parts }) sb.Append($" => {string.Join(" + ", parts.Select(p => Describe(p.Options)))}");
             sb.AppendLine();
         }
         foreach (var stack in Ops.OfType<StackOp>())
@@ -431,5 +436,7 @@ public sealed class OnnxModel
     internal static string Describe(RecurrentOptions o) =>
         $"{o.CellName} I={o.InputSize} H={o.HiddenSize} " + (o.Bidirectional ? "bidirectional" : o.Reverse ? "reverse" : "forward")
         + (o.Bias ? "" : " no-bias") + (o.Cell == CellType.Gru ? $" linear_before_reset={(o.GruLinearBeforeReset ? 1 : 0)}" : "")
-        + (o.Peepholes ? " peepholes" : "") + (o.CoupledInputForget ? " input_forget=1" : "");
+        + (o.Peepholes ? " peepholes" : "") + (o.CoupledInputForget ? " input_forget=1" : "")
+        + (o.ActivationF is { } f ? $" f={f}" : "") + (o.ActivationG is { } g ? $" g={g}" : "") + (o.ActivationH is { } h ? $" h={h}" : "")
+        + (o.Clip > 0 ? $" clip={o.Clip.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}" : "");
 }

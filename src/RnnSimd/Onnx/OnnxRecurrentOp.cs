@@ -16,18 +16,32 @@ internal sealed class RecurrentOp : OnnxOp
     // RnnSimd's peephole row j (p_i, p_f, p_o) comes from ONNX's P block PeepSrc[j] (P is [p_i, p_o, p_f]).
     private static readonly int[] PeepSrc = [0, 2, 1];
 
-    /// <summary>The network, when W, R, B (and P) are initializers or constants; else each session builds its own.</summary>
-    public RecurrentNetwork? Network;
+    /// <summary>
+    /// The network, when W, R, B (and P) are initializers or constants and both directions have the same activations;
+    /// else null (see <see cref="Parts"/>).
+    /// </summary>
+    public RecurrentNetwork? Network => _static is [var only] ? only : null;
+
+    /// <summary>
+    /// The static networks: one for the node, or, for a bidirectional node whose directions have different
+    /// activations, a forward and a reverse network (directions run apart, outputs interleaved); null when the weights
+    /// are graph inputs (each session then builds its own).
+    /// </summary>
+    public RecurrentNetwork[]? Parts => _static;
+
+    private RecurrentNetwork[]? _static;
     private int _d, _layout, _gates;
-    private bool _lstm, _reverse, _lbr, _coupled;
+    private bool _lstm, _reverse, _lbr, _coupled, _split;
     private CellType _cell;
+    private float _clip;
+    private (GateActivation F, GateActivation G, GateActivation H)[] _acts = [];
     private string _op = "";
 
     /// <summary>Per-session buffers (from <see cref="OnnxSession.OpState"/>).</summary>
     private sealed class State
     {
-        public RecurrentNetwork Net = null!;
-        public SequenceWorkspace Ws = null!;
+        public RecurrentNetwork[] Nets = [];
+        public SequenceWorkspace[] Ws = [];
         public float[] X = [], Y = [], H0 = [], C0 = [], HN = [], CN = [];
         public int[] Lengths = [];
         public int T, B, H, I; // H, I: the network's sizes
@@ -41,8 +55,8 @@ internal sealed class RecurrentOp : OnnxOp
     public override void Check(long opset) { }
 
     /// <summary>
-    /// Validates the node's attributes against what RnnSimd runs and, when its weights are static, builds its network.
-    /// Weights given as graph inputs (as ONNX's own node tests do) are loaded into a per-session network at every run.
+    /// Validates the node's attributes against what RnnSimd runs and, when its weights are static, builds its network(s).
+    /// Weights given as graph inputs (as ONNX's own node tests do) are loaded into per-session networks at every run.
     /// </summary>
     public void Build(Func<int, OnnxValue?> constant)
     {
@@ -54,7 +68,11 @@ internal sealed class RecurrentOp : OnnxOp
             "linear_before_reset");
         if (n.Attributes.ContainsKey("input_forget") && !_lstm) throw Unsupported("attribute 'input_forget'");
         if (n.Attributes.ContainsKey("linear_before_reset") && op != "GRU") throw Unsupported("attribute 'linear_before_reset'");
-        if (n.Attributes.ContainsKey("clip")) throw Unsupported($"clip = {Attr.Float(n, "clip", 0)}");
+        if (n.Attributes.ContainsKey("clip"))
+        {
+            _clip = Attr.Float(n, "clip", 0);
+            if (!(_clip > 0) || !float.IsFinite(_clip)) throw Bad($"clip = {_clip} is not a positive finite number");
+        }
         long inputForget = Attr.Int(n, "input_forget", 0);
         if (inputForget is not (0 or 1)) throw Unsupported($"input_forget = {inputForget}");
         _coupled = inputForget == 1;
@@ -72,24 +90,48 @@ internal sealed class RecurrentOp : OnnxOp
         if (lbr is not (0 or 1)) throw Unsupported($"linear_before_reset = {lbr}");
         _lbr = lbr == 1;
         _reverse = direction == "reverse";
+        _acts = ReadActivations();
+        _split = _d == 2 && _acts[0] != _acts[1];
         _cell = op switch
         {
             "LSTM" => CellType.Lstm,
             "GRU" => CellType.Gru,
-            _ => RnnActivation(),
+            _ => _acts[0].F == GateActivation.Relu ? CellType.RnnRelu : CellType.RnnTanh,
         };
-        CheckActivations(_cell);
 
         int maxInputs = _lstm ? 8 : 6;
         if (In.Length > maxInputs) throw Bad($"has {In.Length} inputs, at most {maxInputs}");
         if (!Has(0) || !Has(1) || !Has(2)) throw Bad("needs X, W and R");
         if (Node.Outputs.Length > (_lstm ? 3 : 2)) throw Bad($"has {Node.Outputs.Length} outputs, at most {(_lstm ? 3 : 2)}");
         if (!new[] { 1, 2, 3, 7 }.Where(Has).All(k => constant(In[k]) is not null)) return; // weights are graph inputs: built per session
-        Network = CreateNetwork(constant(In[1])!, constant(In[2])!, Has(3) ? constant(In[3]) : null, _lstm && Has(7) ? constant(In[7]) : null);
+        _static = CreateNetworks(constant(In[1])!, constant(In[2])!, Has(3) ? constant(In[3]) : null, _lstm && Has(7) ? constant(In[7]) : null);
     }
 
-    /// <summary>Checks the weights' shapes and builds a network holding them (ONNX gate blocks reordered).</summary>
-    private RecurrentNetwork CreateNetwork(OnnxValue w, OnnxValue r, OnnxValue? b, OnnxValue? p)
+    /// <summary>ONNX's activations per direction (f, g, h), defaults filled in; names case-insensitive.</summary>
+    private (GateActivation F, GateActivation G, GateActivation H)[] ReadActivations()
+    {
+        int per = _lstm ? 3 : _op == "GRU" ? 2 : 1;
+        var names = Attr.Strings(Node, "activations") ?? [];
+        if (names.Length != 0 && names.Length != per * _d)
+            throw Bad($"activations has {names.Length} entries, expected {per} per direction ({per * _d})");
+        GateActivation Parse(string name) => name.ToLowerInvariant() switch
+        {
+            "sigmoid" => GateActivation.Sigmoid,
+            "tanh" => GateActivation.Tanh,
+            "relu" => GateActivation.Relu,
+            _ => throw Unsupported($"activation '{name}' (Sigmoid, Tanh and Relu are supported)"),
+        };
+        var result = new (GateActivation, GateActivation, GateActivation)[_d];
+        for (int d = 0; d < _d; d++)
+        {
+            GateActivation At(int k, GateActivation dflt) => names.Length == 0 || k >= per ? dflt : Parse(names[d * per + k]);
+            result[d] = (At(0, _gates == 1 ? GateActivation.Tanh : GateActivation.Sigmoid), At(1, GateActivation.Tanh), At(2, GateActivation.Tanh));
+        }
+        return result;
+    }
+
+    /// <summary>Checks the weights' shapes and builds the network(s) holding them (ONNX gate blocks reordered).</summary>
+    private RecurrentNetwork[] CreateNetworks(OnnxValue w, OnnxValue r, OnnxValue? b, OnnxValue? p)
     {
         int gates = _gates;
         CheckFloat(w, "W"); CheckFloat(r, "R");
@@ -112,23 +154,33 @@ internal sealed class RecurrentOp : OnnxOp
         }
         // Static all-zero peepholes are no peepholes (the plain LSTM's faster kernels); P given as a graph input may change per run.
         bool peepholes = p is not null && (!p.Static || p.Floats.IndexOfAnyExcept(0f) >= 0);
-        var o = new RecurrentOptions(_cell, inp, hid, 1, Bidirectional: _d == 2, Bias: b is not null,
-            GruLinearBeforeReset: _cell != CellType.Gru || _lbr, Reverse: _reverse, // the flag only means something for GRU: PyTorch's default elsewhere
-            Peepholes: peepholes, CoupledInputForget: _coupled);
-        RecurrentOptions.CheckBudget(o.NetworkBytes(), "model", $"{Where}'s network");
-        var net = new RecurrentNetwork(o);
-        LoadWeights(net, w, r, b, peepholes ? p : null);
-        return net;
+        var nets = new RecurrentNetwork[_split ? 2 : 1];
+        for (int k = 0; k < nets.Length; k++)
+        {
+            var (f, g, h) = _acts[k];
+            GateActivation defaultF = _cell == CellType.RnnRelu ? GateActivation.Relu : _gates == 1 ? GateActivation.Tanh : GateActivation.Sigmoid;
+            var o = new RecurrentOptions(_cell, inp, hid, 1, Bidirectional: _d == 2 && !_split, Bias: b is not null,
+                GruLinearBeforeReset: _cell != CellType.Gru || _lbr, // the flag only means something for GRU: PyTorch's default elsewhere
+                Reverse: _reverse || (_split && k == 1), Peepholes: peepholes, CoupledInputForget: _coupled,
+                ActivationF: f == defaultF ? null : f, ActivationG: _gates > 1 && g != GateActivation.Tanh ? g : null,
+                ActivationH: _lstm && h != GateActivation.Tanh ? h : null, Clip: _clip);
+            RecurrentOptions.CheckBudget(o.NetworkBytes(), "model", $"{Where}'s network");
+            nets[k] = new RecurrentNetwork(o);
+            LoadWeights(nets[k], w, r, b, peepholes ? p : null, firstDirection: k);
+        }
+        return nets;
     }
 
-    private void LoadWeights(RecurrentNetwork net, OnnxValue w, OnnxValue r, OnnxValue? b, OnnxValue? p)
+    /// <summary>Loads ONNX directions [firstDirection, firstDirection + D of the network) into <paramref name="net"/>.</summary>
+    private void LoadWeights(RecurrentNetwork net, OnnxValue w, OnnxValue r, OnnxValue? b, OnnxValue? p, int firstDirection)
     {
         int hid = net.Options.HiddenSize, inp = net.Options.InputSize;
         int[] src = _lstm ? LstmSrc : _op == "GRU" ? GruSrc : RnnSrc;
         int gh = _gates * hid;
-        for (int d = 0; d < _d; d++)
+        for (int k = 0; k < net.Options.Directions; k++)
         {
-            string sfx = "_l0" + (d == 1 ? "_reverse" : "");
+            int d = firstDirection + k;
+            string sfx = "_l0" + (k == 1 ? "_reverse" : "");
             Reorder(w.Floats.Slice(d * gh * inp, gh * inp), net.Parameters["weight_ih" + sfx], src, hid * inp);
             Reorder(r.Floats.Slice(d * gh * hid, gh * hid), net.Parameters["weight_hh" + sfx], src, hid * hid);
             if (b is not null)
@@ -151,43 +203,11 @@ internal sealed class RecurrentOp : OnnxOp
         for (int j = 0; j < src.Length; j++) onnx.Slice(src[j] * block, block).CopyTo(torch.Slice(j * block, block));
     }
 
-    private string[] Activations()
-    {
-        var a = Attr.Strings(Node, "activations");
-        return a ?? [];
-    }
-
-    private CellType RnnActivation()
-    {
-        var a = Activations();
-        if (a.Length == 0) return CellType.RnnTanh;
-        if (a.Length != _d) throw Bad($"activations has {a.Length} entries, expected 1 per direction ({_d})");
-        if (a.Any(x => !x.Equals(a[0], StringComparison.OrdinalIgnoreCase))) throw Unsupported($"different activations per direction ({string.Join(", ", a)})");
-        return a[0].ToLowerInvariant() switch
-        {
-            "tanh" => CellType.RnnTanh,
-            "relu" => CellType.RnnRelu,
-            _ => throw Unsupported($"activation '{a[0]}'"),
-        };
-    }
-
-    private void CheckActivations(CellType cell)
-    {
-        if (cell is CellType.RnnTanh or CellType.RnnRelu) return;
-        var a = Activations();
-        if (a.Length == 0) return;
-        string[] dflt = cell == CellType.Lstm ? ["sigmoid", "tanh", "tanh"] : ["sigmoid", "tanh"];
-        if (a.Length != dflt.Length * _d) throw Bad($"activations has {a.Length} entries, expected {dflt.Length} per direction ({dflt.Length * _d})");
-        for (int k = 0; k < a.Length; k++)
-            if (!a[k].Equals(dflt[k % dflt.Length], StringComparison.OrdinalIgnoreCase))
-                throw Unsupported($"activations [{string.Join(", ", a)}] (only the defaults [{string.Join(", ", dflt)}] per direction are)");
-    }
-
     private State S(OnnxSession s)
     {
         if (s.OpState[Index] is State st) return st;
         st = new State();
-        if (Network is not null) Use(st, Network);
+        if (_static is not null) Use(st, _static);
         s.OpState[Index] = st;
         return st;
     }
@@ -195,11 +215,7 @@ internal sealed class RecurrentOp : OnnxOp
     public override void Plan(OnnxSession s)
     {
         var st = S(s);
-        if (Network is null)
-        {
-            st.Net = CreateNetwork(V(s, 1), V(s, 2), Has(3) ? V(s, 3) : null, _lstm && Has(7) ? V(s, 7) : null);
-            Use(st, st.Net);
-        }
+        if (_static is null) Use(st, CreateNetworks(V(s, 1), V(s, 2), Has(3) ? V(s, 3) : null, _lstm && Has(7) ? V(s, 7) : null));
         int hid = st.H, inp = st.I;
         var x = V(s, 0);
         if (!x.IsFloat || x.Rank != 3 || x.Shape[2] != inp)
@@ -209,7 +225,7 @@ internal sealed class RecurrentOp : OnnxOp
         int T = (int)t, B = (int)b;
         st.T = T; st.B = B;
         RecurrentOptions.CheckBudget(((decimal)T * B * (inp + _d * hid) + 4m * _d * B * hid) * sizeof(float), "model", $"{Where}'s buffers");
-        st.Ws.EnsureCapacity(T, B);
+        foreach (var ws in st.Ws) ws.EnsureCapacity(T, B);
         s.Grow(ref st.Y, T * B * _d * hid, Where);
         s.Grow(ref st.HN, _d * B * hid, Where);
         s.Grow(ref st.CN, _lstm ? _d * B * hid : 0, Where);
@@ -230,12 +246,12 @@ internal sealed class RecurrentOp : OnnxOp
         if (Out.Length > 2 && Out[2] >= 0) O(s, 2).Resize(hShape, Where);
     }
 
-    private static void Use(State st, RecurrentNetwork net)
+    private static void Use(State st, RecurrentNetwork[] nets)
     {
-        st.Net = net;
-        st.Ws = net.CreateInferenceWorkspace(1, 1);
-        st.H = net.Options.HiddenSize;
-        st.I = net.Options.InputSize;
+        st.Nets = nets;
+        st.Ws = nets.Select(n => n.CreateInferenceWorkspace(1, 1)).ToArray();
+        st.H = nets[0].Options.HiddenSize;
+        st.I = nets[0].Options.InputSize;
     }
 
     private void CheckState(OnnxSession s, int k, string name, int B, int hid)
@@ -275,12 +291,18 @@ internal sealed class RecurrentOp : OnnxOp
         var y = st.Y.AsSpan(0, T * B * D * H);
         var hN = st.HN.AsSpan(0, D * B * H);
         var cN = st.CN.AsSpan(0, _lstm ? D * B * H : 0);
-        if (Network is null)
+        // y is (T, B, D, H) from one network, or (D, T, B, H) from a forward and a reverse network run apart.
+        int parts = st.Nets.Length, per = D / parts;
+        for (int k = 0; k < parts; k++)
         {
-            // weights are inputs: they may change per run
-            LoadWeights(st.Net, V(s, 1), V(s, 2), Has(3) ? V(s, 3) : null, st.Net.Options.Peepholes ? V(s, 7) : null);
+            var net = st.Nets[k];
+            if (_static is null) // weights are inputs: they may change per run
+                LoadWeights(net, V(s, 1), V(s, 2), Has(3) ? V(s, 3) : null, net.Options.Peepholes ? V(s, 7) : null, firstDirection: k);
+            int state = per * B * H;
+            net.Forward(xs, T, B, h0.IsEmpty ? h0 : h0.Slice(k * state, state), c0.IsEmpty ? c0 : c0.Slice(k * state, state),
+                y.Slice(k * T * B * per * H, T * B * per * H), hN.Slice(k * state, state), cN.IsEmpty ? cN : cN.Slice(k * state, state),
+                st.Ws[k], lengths);
         }
-        st.Net.Forward(xs, T, B, h0, c0, y, hN, cN, st.Ws, lengths);
 
         if (Out.Length > 0 && Out[0] >= 0)
         {
@@ -291,7 +313,8 @@ internal sealed class RecurrentOp : OnnxOp
                     for (int d = 0; d < D; d++)
                     {
                         long at = _layout == 0 ? (((long)t * D + d) * B + b) * H : (((long)b * T + t) * D + d) * H;
-                        y.Slice(((t * B + b) * D + d) * H, H).CopyTo(dst[(int)at..]);
+                        int from = parts == 1 ? ((t * B + b) * D + d) * H : ((d * T + t) * B + b) * H;
+                        y.Slice(from, H).CopyTo(dst[(int)at..]);
                     }
         }
         if (Out.Length > 1 && Out[1] >= 0) WriteState(hN, O(s, 1).Floats, B, D, H);

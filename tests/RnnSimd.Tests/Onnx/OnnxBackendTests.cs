@@ -17,10 +17,6 @@ public class OnnxBackendTests
     /// <summary>Cases using what RnnSimd refuses to run (each must fail at load with a NotSupportedException naming it).</summary>
     public static readonly Dictionary<string, string> Unsupported = new()
     {
-        ["lstm_clip"] = "clip", ["gru_clip"] = "clip", ["rnn_clip"] = "clip", ["gru_clip_linear_before_reset1"] = "clip",
-        ["lstm_activations_sigmoid_relu_tanh"] = "activations", ["lstm_activations_tanh_sigmoid_relu"] = "activations",
-        ["lstm_bidirectional_activations_per_direction"] = "activations", ["gru_activations_relu_tanh"] = "activations",
-        ["gru_bidirectional_activations_per_direction"] = "activations", ["rnn_bidirectional_activations_relu_tanh"] = "activations",
     };
 
     public static TheoryData<string> Cases()

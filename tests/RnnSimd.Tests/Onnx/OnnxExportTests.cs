@@ -16,7 +16,8 @@ public class OnnxExportTests
     public static TheoryData<string, int, bool, bool> Networks()
     {
         var d = new TheoryData<string, int, bool, bool>();
-        foreach (var cell in new[] { "lstm", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu" })
+        foreach (var cell in new[] { "lstm", "lstm_peep", "lstm_peep_coupled", "lstm_onnx", "lstm_onnx_peep_coupled", "gru", "gru_orig", "gru_onnx",
+                     "gru_orig_onnx", "rnn_tanh", "rnn_relu", "rnn_onnx" })
         {
             d.Add(cell, 1, false, false);
             d.Add(cell, 2, true, false);
