@@ -52,7 +52,8 @@ internal static unsafe class GemvInt8
     {
         // .NET 10 exposes vpdpbusd only through AvxVnni (VEX, 256 bits): AVX512_VNNI's 512-bit form has no API
         // (only Avx10v1 / AvxVnniInt8.V512, which Zen 4/5 lack). 256-bit vpdpbusd still beats 512-bit widening
-        // (one instruction per 32 products against two): see QuantizedGemvBenchmarks.
+        // (one instruction per 32 products against three): on Zen 5 at S1 3.1-3.8 us against 3.9-7.1 us
+        // (QuantizedInt8PathBenchmarks, perf-results/amd-epyc-f26m2).
         KernelIsa.Avx512 => X86.AvxVnni.IsSupported ? Int8Path.AvxVnni : Avx512BW.IsSupported ? Int8Path.Avx512BwMadd : Int8Path.Avx2Madd,
         KernelIsa.Avx2 => X86.AvxVnni.IsSupported ? Int8Path.AvxVnni : Int8Path.Avx2Madd,
         _ => Int8Path.Scalar,
