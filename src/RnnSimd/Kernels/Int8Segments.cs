@@ -50,6 +50,7 @@ internal sealed class Int8Segments : IEquatable<Int8Segments>
     public int Count => _bounds.Length - 1;
     public int Cols => _bounds[^1];
     public int PaddedCols => _padded[^1];
+    /// <summary>The first column of segment g (g = Count: Cols).</summary>
     public int Start(int g) => _bounds[g];
     public int Width(int g) => _bounds[g + 1] - _bounds[g];
     public int PaddedStart(int g) => _padded[g];

@@ -50,6 +50,20 @@ public sealed unsafe class PackedBf16GemvMatrix
         Pack(b, ldb, colsA, colsB);
     }
 
+    /// <summary>A matrix from bf16 bit patterns (rows x cols, row-major, leading dimension <paramref name="ld"/>), for example read from a file; stored as given.</summary>
+    /// <exception cref="ArgumentException"><paramref name="bits"/> is too short, or a dimension is negative.</exception>
+    public static PackedBf16GemvMatrix FromBf16(int rows, int cols, ReadOnlySpan<ushort> bits, int ld)
+    {
+        var m = new PackedBf16GemvMatrix(rows, cols);
+        if (rows == 0 || cols == 0) return m;
+        if (ld < cols) ThrowHelper.Throw(nameof(ld), $"ld = {ld} is smaller than cols = {cols}.");
+        long required = (long)(rows - 1) * ld + cols;
+        if (bits.Length < required) ThrowHelper.Throw(nameof(bits), $"bits has {bits.Length} values, expected at least (rows - 1) * ld + cols = {required}.");
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) *m.Element(r, c) = bits[r * ld + c];
+        return m;
+    }
+
     private PackedBf16GemvMatrix(int rows, int cols)
     {
         ThrowHelper.CheckNonNegative(rows, nameof(rows));

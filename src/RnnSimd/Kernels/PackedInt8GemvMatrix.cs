@@ -71,6 +71,53 @@ public sealed unsafe class PackedInt8GemvMatrix
         }
     }
 
+    /// <summary>
+    /// A matrix from values already quantized (for example read from a file): q (rows x cols, row-major, leading dimension
+    /// <paramref name="ldq"/>) in [-127, 127] and the scales s[r, g] (rows x segments, row-major). The products are then
+    /// bitwise those of the matrix the values were exported from (<see cref="Quantized"/>, <see cref="Scale"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape is wrong, a q is -128, or a scale is negative, NaN or infinite (the message names its row and column or segment).</exception>
+    public static PackedInt8GemvMatrix FromQuantized(int rows, int cols, ReadOnlySpan<sbyte> q, int ldq, ReadOnlySpan<float> scales,
+        ReadOnlySpan<int> segmentBounds = default)
+    {
+        var layout = Int8Segments.Create(cols, segmentBounds);
+        ThrowHelper.CheckNonNegative(rows, nameof(rows));
+        if (rows > 0 && cols > 0)
+        {
+            if (ldq < cols) ThrowHelper.Throw(nameof(ldq), $"ldq = {ldq} is smaller than cols = {cols}.");
+            long required = (long)(rows - 1) * ldq + cols;
+            if (q.Length < required) ThrowHelper.Throw(nameof(q), $"q has {q.Length} values, expected at least (rows - 1) * ldq + cols = {required}.");
+        }
+        ThrowHelper.CheckLength(scales.Length, checked(rows * layout.Count), nameof(scales), "rows x segments");
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+                if (q[r * ldq + c] == sbyte.MinValue)
+                    ThrowHelper.Throw(nameof(q), $"q[{r}, {c}] = -128; symmetric int8 weights are in [-127, 127].");
+            for (int g = 0; g < layout.Count; g++)
+            {
+                float s = scales[r * layout.Count + g];
+                if (!float.IsFinite(s) || s < 0)
+                    ThrowHelper.Throw(nameof(scales), $"scale of row {r}, segment {g} = {s}; scales must be finite and non-negative.");
+            }
+        }
+        var m = new PackedInt8GemvMatrix(rows, layout, true);
+        for (int r = 0; r < rows; r++)
+        for (int g = 0; g < layout.Count; g++)
+        {
+            int sum = 0;
+            for (int c = layout.Start(g); c < layout.Start(g + 1); c++)
+            {
+                sbyte v = q[r * ldq + c];
+                *m.Element(r, layout.PaddedColumn(c)) = v;
+                sum += v;
+            }
+            m.Scales[(nint)g * m.PaddedRows + r] = scales[r * layout.Count + g];
+            m.Corrections[(nint)g * m.PaddedRows + r] = 128 * sum;
+        }
+        return m;
+    }
+
     private PackedInt8GemvMatrix(int rows, Int8Segments layout, bool _)
     {
         Rows = rows;

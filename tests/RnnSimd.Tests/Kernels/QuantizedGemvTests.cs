@@ -326,6 +326,58 @@ public class QuantizedGemvTests
         Assert.Equal(new[] { 1f, 2f, 3f }, y);
     }
 
+    /// <summary>Exported values (what a file stores) load back to a matrix whose products are bitwise the original's.</summary>
+    [Property(MaxTest = 30)]
+    public Property Exported_values_reload_to_bitwise_the_same_products() => Check(Cases, g =>
+    {
+        float[] w = Weights(g.Seed, g.Rows, g.Cols, g.Bounds), x = Activations(g.Seed + 1, g.Cols, g.Bounds), bias = Data(g.Seed + 2, g.Rows);
+        var m = new PackedInt8GemvMatrix(g.Rows, g.Cols, w, g.Cols, g.Bounds);
+        var q = new sbyte[g.Rows * g.Cols];
+        var scales = new float[g.Rows * g.Segments];
+        for (int r = 0; r < g.Rows; r++)
+        {
+            for (int c = 0; c < g.Cols; c++) q[r * g.Cols + c] = m.Quantized(r, c);
+            for (int seg = 0; seg < g.Segments; seg++) scales[r * g.Segments + seg] = m.Scale(r, seg);
+        }
+        var back = PackedInt8GemvMatrix.FromQuantized(g.Rows, g.Cols, q, g.Cols, scales, g.Bounds);
+        var p = new PackedBf16GemvMatrix(g.Rows, g.Cols, w, g.Cols);
+        var bits = new ushort[g.Rows * g.Cols];
+        for (int r = 0; r < g.Rows; r++)
+            for (int c = 0; c < g.Cols; c++) bits[r * g.Cols + c] = p.Bf16(r, c);
+        var pBack = PackedBf16GemvMatrix.FromBf16(g.Rows, g.Cols, bits, g.Cols);
+        foreach (var set in Sets)
+        {
+            var a = Quantize(set, m, x);
+            float[] y1 = new float[g.Rows], y2 = new float[g.Rows];
+            set.Gemv(m, a, bias, y1);
+            set.Gemv(back, a, bias, y2);
+            AssertBitwiseEqual($"int8 {set} {g}", y1, y2);
+            set.Gemv(p, x, y1);
+            set.Gemv(pBack, x, y2);
+            AssertBitwiseEqual($"bf16 {set} {g}", y1, y2);
+        }
+    });
+
+    [Fact]
+    public void FromQuantized_refuses_values_a_symmetric_quantizer_cannot_produce()
+    {
+        sbyte[] q = [1, 2, 3, 4, 5, 6];
+        float[] s = [0.5f, 0.25f];
+        Assert.Equal(2, PackedInt8GemvMatrix.FromQuantized(2, 3, q, 3, s).Rows);
+        q[5] = -128;
+        Assert.Contains("q[1, 2] = -128", Assert.Throws<ArgumentException>(() => PackedInt8GemvMatrix.FromQuantized(2, 3, q, 3, s)).Message);
+        q[5] = 6;
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, -1f })
+        {
+            s[1] = bad;
+            Assert.Contains("row 1, segment 0", Assert.Throws<ArgumentException>(() => PackedInt8GemvMatrix.FromQuantized(2, 3, q, 3, s)).Message);
+        }
+        s[1] = 1f;
+        Assert.Throws<ArgumentException>(() => PackedInt8GemvMatrix.FromQuantized(2, 3, q, 3, s, [0, 1, 3])); // 2 scales, 4 needed
+        Assert.Throws<ArgumentException>(() => PackedInt8GemvMatrix.FromQuantized(2, 3, q.AsSpan(0, 5), 3, s));
+        Assert.Throws<ArgumentException>(() => PackedBf16GemvMatrix.FromBf16(2, 3, new ushort[5], 3));
+    }
+
     // ------------------------------------------------------------------ bf16
 
     [Fact]
