@@ -126,7 +126,8 @@ public sealed class OnnxModel
         OutputSlots = [.. outputSlots];
         Inputs = inputs.AsReadOnly();
         Outputs = outputs.AsReadOnly();
-        Networks = _graphOps.OfType<RecurrentOp>().SelectMany(r => r.Parts ?? []).ToList().AsReadOnly();
+        Networks = Ops.SelectMany(op => op switch { StackOp s => [s.Network], RecurrentOp r => r.Parts ?? [], _ => Array.Empty<RecurrentNetwork>() })
+            .ToList().AsReadOnly();
     }
 
     private static OnnxDataType OutputIntType(OnnxOp op, List<(string, bool, OnnxDataType Type)> slots) => op switch
@@ -205,8 +206,8 @@ public sealed class OnnxModel
     public IReadOnlyList<OnnxValueInfo> Outputs { get; }
 
     /// <summary>
-    /// The networks built from recurrent nodes whose weights are initializers, in graph order (one per node before
-    /// fusion; two for a bidirectional node whose directions have different activations).
+    /// The networks the model runs, in graph order: one per fused stack of layers, one per other recurrent node whose
+    /// weights are initializers (two for a bidirectional node whose directions have different activations).
     /// </summary>
     public IReadOnlyList<RecurrentNetwork> Networks { get; }
 
@@ -229,7 +230,16 @@ public sealed class OnnxModel
     /// <exception cref="NotSupportedException">The recurrent nodes do not form such a stack; the message says where.</exception>
     public RecurrentNetwork ToNetwork()
     {
+        if (Ops.OfType<StackOp>().ToList() is [var only] && !Ops.OfType<RecurrentOp>().Any())
+        {
+            var copy = new RecurrentNetwork(only.Network.Options);
+            only.Network.Parameters.Data.CopyTo(copy.Parameters.Data, 0);
+            copy.ParametersChanged();
+            return copy;
+        }
         var recs = _graphOps.OfType<RecurrentOp>().ToList();
+        if (recs.Any(r => r.Fused))
+            throw new NotSupportedException($"'{Source}' has a fused stack of recurrent nodes beside other recurrent nodes; they form no single network.");
         if (recs.Count == 0) throw new NotSupportedException($"'{Source}' has no LSTM, GRU or RNN node.");
         foreach (var r in recs)
             if (r.Network is null)
@@ -313,7 +323,7 @@ public sealed class OnnxModel
         var recs = ops.OfType<RecurrentOp>().Where(r => r.Network is not null && r.Layout == 0).ToList();
         for (int start = 0; start < recs.Count; start++)
         {
-            if (removed.Contains(recs[start])) continue;
+            if (removed.Contains(recs[start]) || recs[start].Fused) continue;
             var stack = new List<RecurrentOp> { recs[start] };
             var between = new List<OnnxOp>();
             var o0 = recs[start].Network!.Options;
@@ -352,6 +362,7 @@ public sealed class OnnxModel
                 Out = [Output(stack[^1], 0), .. stack.Select(r => Output(r, 1)), .. lstm ? stack.Select(r => Output(r, 2)) : []],
             };
             replace[stack[^1]] = op;
+            foreach (var r in stack) r.ReleaseIntoStack(); // the stack's network holds their weights now
             foreach (var r in stack.Take(L - 1)) removed.Add(r);
             foreach (var c in between) removed.Add(c);
         }

@@ -30,6 +30,16 @@ internal sealed class RecurrentOp : OnnxOp
     public RecurrentNetwork[]? Parts => _static;
 
     private RecurrentNetwork[]? _static;
+
+    /// <summary>Whether this node runs inside a fused <see cref="StackOp"/> (its own network was then released).</summary>
+    public bool Fused { get; private set; }
+
+    /// <summary>Drops this node's network once a <see cref="StackOp"/> holds its weights, so a model keeps one copy.</summary>
+    public void ReleaseIntoStack()
+    {
+        _static = null;
+        Fused = true;
+    }
     private int _d, _layout, _gates;
     private bool _lstm, _reverse, _lbr, _coupled, _split;
     private CellType _cell;

@@ -110,6 +110,11 @@ public class OnnxStackFusionTests
         Assert.Empty(fused.Ops.OfType<RecurrentOp>());
         Assert.Equal(layers, plain.Ops.OfType<RecurrentOp>().Count());
         Assert.Contains("fused", fused.Describe());
+        // The model keeps one copy of the weights: the stack's network, not the nodes' too.
+        Assert.Equal(layers, Assert.Single(fused.Networks).Options.NumLayers);
+        Assert.Equal(layers, plain.Networks.Count);
+        Assert.All(plain.Ops.OfType<RecurrentOp>(), r => Assert.False(r.Fused));
+        Assert.Equal(plain.ToNetwork().Parameters.Data, fused.ToNetwork().Parameters.Data);
         var inputs = fused.Inputs.Select((info, k) =>
         {
             var dims = info.Shape!.Select((d, i) => d.Value >= 0 ? d.Value : i == 0 ? 6 : 2).ToArray();
