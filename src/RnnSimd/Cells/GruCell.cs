@@ -72,8 +72,8 @@ internal readonly unsafe struct GruCell<TGates> : ICell where TGates : struct, I
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
         int H = w.H, In = w.In;
-        w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, In + H), new Span<float>(s.Gx, 2 * H)); // [x | h] [W_i | W_h](r,z)^T
-        w.K.Gemv(w.StepRestV!, new ReadOnlySpan<float>(xh, In), new Span<float>(s.Gx + 2 * H, H)); // x W_in^T
+        w.StreamProduct(s.Q, StreamProductKind.Step, xh, s.Gx, false);           // [x | h] [W_i | W_h](r,z)^T
+        w.StreamProduct(s.Q, StreamProductKind.StepRest, xh, s.Gx + 2 * H, false); // x W_in^T
         new Span<float>(s.Gh, 2 * H).Clear();
         new ReadOnlySpan<float>(w.BiasRest, H).CopyTo(new Span<float>(s.Gh + 2 * H, H));
         Gates(w, ref s, xh + In, s.Gx, s.Gh, w.GH);
@@ -90,7 +90,7 @@ internal readonly unsafe struct GruCell<TGates> : ICell where TGates : struct, I
         };
         if (w.LinearBeforeReset)
         {
-            w.Mul(s, hPrev, w.RestV!, w.RestT!, gh + 2 * H, ghStride, true);          // gh[n] = h W_hn^T + b_hn
+            w.MulRest(s, hPrev, gh + 2 * H, ghStride, true);                          // gh[n] = h W_hn^T + b_hn
             k.Part = GruPhase.LinearBeforeReset;
             Rows.Run(ref k, B, GH);
         }
@@ -98,7 +98,7 @@ internal readonly unsafe struct GruCell<TGates> : ICell where TGates : struct, I
         {
             k.Part = GruPhase.ResetUpdate;
             Rows.Run(ref k, B, GH);
-            w.Mul(s, s.RH, w.RestV!, w.RestT!, gh + 2 * H, ghStride, true);            // gh[n] = (r * h) W_hn^T + b_hn
+            w.MulRest(s, s.RH, gh + 2 * H, ghStride, true);                            // gh[n] = (r * h) W_hn^T + b_hn
             k.Part = GruPhase.New;
             Rows.Run(ref k, B, GH);
         }

@@ -35,6 +35,7 @@ internal unsafe struct CellStep
     public float* Gh;            // (B, GH) recurrent products h W_hh^T (rows from Split: + b_hh)
     public float* TanhC, M, RH;  // (B, H): tanh c (h(c) in a configured LSTM), o * tanh c (before a projection), r * h
     public float* Pre;           // (B, GH) gate pre-activations before the clip (PreActivations), or null: not recorded
+    public QuantScratch? Q;      // the int8 activation workspaces of a reduced-precision streaming step (the caller's)
 }
 
 /// <summary>

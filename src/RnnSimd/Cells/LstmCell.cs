@@ -122,14 +122,14 @@ internal readonly unsafe struct LstmCell<TVariant> : ICell where TVariant : stru
 
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
-        w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, w.In + w.Hout), new Span<float>(s.Gx, w.GH)); // [x | h] [W_ih | W_hh]^T
+        w.StreamProduct(s.Q, StreamProductKind.Step, xh, s.Gx, false);           // [x | h] [W_ih | W_hh]^T
         var k = new LstmForward<TVariant>
         {
             Isa = w.K.Isa, A = s.Gx, Bias = w.BiasSum, B = w.Zeros, CPrev = s.CPrev, Gates = s.Gates, C = s.CNew, TanhC = s.TanhC,
             H = w.P > 0 ? s.M : s.HNew, Peep = w.Peep, Hd = (nuint)w.H, Functions = w.Functions,
         };
         k.Row(0);
-        if (w.P > 0) w.K.Gemv(w.WhrV!, new ReadOnlySpan<float>(s.M, w.H), new Span<float>(s.HNew, w.P));
+        if (w.P > 0) w.StreamProduct(s.Q, StreamProductKind.Whr, s.M, s.HNew, false);
     }
 
     public static void Backward(LayerWeights w, ref CellBackStep s)

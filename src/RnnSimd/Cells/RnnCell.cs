@@ -55,7 +55,7 @@ internal readonly unsafe struct RnnCell<TAct> : ICell where TAct : struct, IActi
 
     public static void StreamStep(LayerWeights w, float* xh, ref CellStep s)
     {
-        w.K.Gemv(w.StepV, new ReadOnlySpan<float>(xh, w.In + w.Hout), new Span<float>(s.Gx, w.GH)); // [x | h] [W_ih | W_hh]^T
+        w.StreamProduct(s.Q, StreamProductKind.Step, xh, s.Gx, false);           // [x | h] [W_ih | W_hh]^T
         var k = new RnnForward<TAct> { Isa = w.K.Isa, A = s.Gx, Bias = w.BiasSum, B = w.Zeros, H = s.HNew, Hd = (nuint)w.H, Functions = w.Functions };
         k.Row(0);
     }

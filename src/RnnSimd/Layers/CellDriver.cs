@@ -25,7 +25,16 @@ internal abstract unsafe class CellDriver
     internal const int MinRowsPerPart = 8;
 
     public abstract CellRecords Records { get; }
-    public abstract LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels);
+    public abstract LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels,
+        Func<string, QuantizedTensor>? reduced = null, Precision precision = Precision.Float32);
+
+    /// <summary>
+    /// Forward over T steps of a reduced-precision layer: each of the B rows runs alone through the batch-1 streaming
+    /// step (so a row's result is bitwise <see cref="StreamStep"/>'s, whatever B), in <paramref name="q"/>'s buffers.
+    /// Rows past their length output zero and keep their state, as <see cref="ForwardInfer"/>.
+    /// </summary>
+    public abstract void ForwardRows(LayerWeights w, QuantScratch q, float* x, int T, int B, float* h0, float* c0,
+        float* layerOut, int D, int* lengths, float* hN, float* cN);
 
     /// <summary>Forward over T steps, recording every step in <paramref name="r"/> for Backward.</summary>
     public abstract void ForwardRecord(LayerWeights w, SequenceWorkspace.Dir r, float* x, int T, int B, float* h0, float* c0,
@@ -114,8 +123,33 @@ internal sealed unsafe class CellDriver<TCell> : CellDriver where TCell : struct
 
     public override CellRecords Records { get; }
 
-    public override LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels) =>
-        new(o, layer, direction, _split, parameters, kernels);
+    public override LayerWeights Pack(RecurrentOptions o, int layer, int direction, Arena parameters, KernelSet kernels,
+        Func<string, QuantizedTensor>? reduced = null, Precision precision = Precision.Float32) =>
+        new(o, layer, direction, _split, parameters, kernels, reduced, precision);
+
+    public override void ForwardRows(LayerWeights w, QuantScratch q, float* x, int T, int B, float* h0, float* c0,
+        float* layerOut, int D, int* lengths, float* hN, float* cN)
+    {
+        int In = w.In, H = w.H, Hout = w.Hout, d = w.Direction;
+        var st = q.Row();
+        float* h = st.HNew;
+        for (int b = 0; b < B; b++)
+        {
+            if (h0 == null) Zero(h, Hout); else Copy(h0 + (long)b * Hout, h, Hout);
+            if (_cellState) { if (c0 == null) Zero(q.C, H); else Copy(c0 + (long)b * H, q.C, H); }
+            for (int s = 0; s < T; s++)
+            {
+                int t = w.Reverse ? T - 1 - s : s;
+                float* dst = layerOut + ((long)t * B + b) * D * Hout + d * Hout;
+                if (!Active(lengths, b, t)) { Zero(dst, Hout); continue; }
+                Copy(x + ((long)t * B + b) * In, q.XH, In);
+                TCell.StreamStep(w, q.XH, ref st);
+                Copy(h, dst, Hout);
+            }
+            if (hN != null) Copy(h, hN + (long)b * Hout, Hout);
+            if (cN != null && _cellState) Copy(q.C, cN + (long)b * H, H);
+        }
+    }
 
     public override void Step(LayerWeights w, ref CellStep s) => TCell.Forward(w, ref s);
 

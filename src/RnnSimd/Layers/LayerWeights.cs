@@ -16,7 +16,7 @@ namespace RnnSimd.Layers;
 /// nothing here knows which cell it is.
 /// </para>
 /// </summary>
-internal sealed unsafe class LayerWeights
+internal sealed unsafe partial class LayerWeights
 {
     public readonly int Layer, Direction, In, H, Hout, P, GH, Split;
     /// <summary>Whether this layer runs backward in time: the reverse direction of a bidirectional layer, or a <see cref="RecurrentOptions.Reverse"/> network.</summary>
@@ -46,8 +46,10 @@ internal sealed unsafe class LayerWeights
 
     private readonly float[] _biases;
 
-    public LayerWeights(RecurrentOptions o, int layer, int direction, int split, Arena parameters, KernelSet kernels)
+    public LayerWeights(RecurrentOptions o, int layer, int direction, int split, Arena parameters, KernelSet kernels,
+        Func<string, QuantizedTensor>? quantized = null, Precision precision = Precision.Float32)
     {
+        Precision = precision;
         Layer = layer; Direction = direction; Reverse = direction == 1 || o.Reverse; Bias = o.Bias; LinearBeforeReset = o.GruLinearBeforeReset;
         In = o.LayerInput(layer); H = o.HiddenSize; Hout = o.OutputHidden; P = o.ProjSize; GH = o.GateCount * H; Split = split;
         K = kernels;
@@ -66,6 +68,15 @@ internal sealed unsafe class LayerWeights
         Zeros = BiasRest + pad;
 
         int rest = GH - Split;
+        if (precision != Precision.Float32)
+        {
+            // A reduced-precision network runs every step as the batch-1 streaming step on its packed codes only: no float
+            // copies of the weights are packed (the float-product fields stay null and no path reads them).
+            WihT = RecT = RecN = null!; RecV = StepV = null!;
+            PackReduced(quantized!, sfx);
+            Repack();
+            return;
+        }
         WihT = kernels.PackGemmOperand(true, In, GH, S(Wih, GH * In), In);
         RecT = kernels.PackGemmOperand(true, Hout, Split, S(Whh, Split * Hout), Hout);
         RecN = kernels.PackGemmOperand(false, Split, Hout, S(Whh, Split * Hout), Hout);
@@ -105,6 +116,7 @@ internal sealed unsafe class LayerWeights
             if (i < Split) BiasSum[i] = bi + bh;
             else { BiasSum[i] = bi; BiasRest[i - Split] = bh; }
         }
+        if (Precision != Precision.Float32) return; // the codes are fixed at conversion
         WihT.Repack(S(Wih, GH * In), In);
         RecT.Repack(S(Whh, Split * Hout), Hout);
         RecN.Repack(S(Whh, Split * Hout), Hout);

@@ -64,7 +64,7 @@ public sealed unsafe class MultiStreamStepper
         _scratch = new RecurrentNetwork.StepScratch
         {
             Gx = arena.Pointer("gx"), Gates = arena.Pointer("gates"), Gh = arena.Pointer("gh"), TanhC = arena.Pointer("tanhc"),
-            M = arena.Pointer("m"), RH = arena.Pointer("rh"),
+            M = arena.Pointer("m"), RH = arena.Pointer("rh"), Q = _net.Precision == Precision.Float32 ? null : _net.CreateQuantScratch(),
         };
         _h = new float*[L];
         _hOut = new float*[L];

@@ -85,6 +85,13 @@ public sealed unsafe partial class RecurrentNetwork
                 for (int d = 0; d < D; d++)
                 {
                     int idx = l * D + d;
+                    if (Precision != Precision.Float32)
+                    {
+                        _driver.ForwardRows(_layers[idx], ws.Q![idx], x, T, B,
+                            h0.IsEmpty ? null : h0p + (long)idx * B * Hout, c0.IsEmpty ? null : c0p + (long)idx * B * H, y, D,
+                            ws.HasLengths ? lens : null, hN.IsEmpty ? null : hNp + (long)idx * B * Hout, cN.IsEmpty ? null : cNp + (long)idx * B * H);
+                        continue;
+                    }
                     _driver.ForwardInfer(_layers[idx], ws.Infer, x, T, B,
                         h0.IsEmpty ? null : h0p + (long)idx * B * Hout, c0.IsEmpty ? null : c0p + (long)idx * B * H, y, D,
                         ws.HasLengths ? lens : null, hN.IsEmpty ? null : hNp + (long)idx * B * Hout, cN.IsEmpty ? null : cNp + (long)idx * B * H);

@@ -32,6 +32,11 @@ public sealed unsafe partial class RecurrentNetwork
         Shapes.Check(output.Length, nameof(output), "(B, Hout)", B, Hout);
         fixed (float* x0 = input)
         {
+            if (Precision != Precision.Float32)
+            {
+                StepReduced(state, x0, output);
+                return;
+            }
             if (B == 1 && _driver.TryStreamStepUnits(_layers, state, x0))
             {
                 new ReadOnlySpan<float>(state.HiddenPointer(o.NumLayers - 1), Hout).CopyTo(output);
@@ -68,6 +73,11 @@ public sealed unsafe partial class RecurrentNetwork
     /// </summary>
     internal void StepRows(int batch, float* x, float** h, float** hOut, float** c, in StepScratch scratch)
     {
+        if (Precision != Precision.Float32)
+        {
+            StepRowsReduced(batch, x, h, hOut, c, scratch.Q!);
+            return;
+        }
         if (_driver.TryStepRowsUnits(_layers, batch, x, h, hOut, c, scratch)) return;
         for (int l = 0; l < Options.NumLayers; l++)
         {
@@ -87,5 +97,6 @@ public sealed unsafe partial class RecurrentNetwork
     internal struct StepScratch
     {
         public float* Gx, Gates, Gh, TanhC, M, RH;
+        public QuantScratch[]? Q;   // a reduced-precision network's per-layer scratch (rows are stepped one at a time)
     }
 }

@@ -40,7 +40,6 @@ public sealed unsafe partial class RecurrentNetwork
         Kernels = kernels ?? KernelSet.Default;
         if (!Kernels.IsSupported) throw new ArgumentException($"kernel set '{Kernels.Name}' is not supported here.", nameof(kernels));
         Parameters = new Arena(options.ParameterShapes());
-        Gradients = Parameters.CloneLayout();
         Fill(seed);
         _driver = CellRegistry.Get(options.Cell).Driver(options);
         _layers = new LayerWeights[options.NumLayers * options.Directions];
@@ -55,12 +54,26 @@ public sealed unsafe partial class RecurrentNetwork
     public KernelSet Kernels { get; }
     /// <summary>Parameters under PyTorch's state_dict names. After writing them, call <see cref="ParametersChanged"/>.</summary>
     public Arena Parameters { get; }
-    /// <summary>The default gradient arena (same layout as <see cref="Parameters"/>): <see cref="Backward"/> accumulates into it unless given another.</summary>
-    public Arena Gradients { get; }
+    /// <summary>
+    /// The default gradient arena (same layout as <see cref="Parameters"/>): <see cref="Backward"/> accumulates into it
+    /// unless given another. Made at first use (a network used only for inference never holds one).
+    /// </summary>
+    public Arena Gradients
+    {
+        get
+        {
+            if (_gradients is { } g) return g;
+            Interlocked.CompareExchange(ref _gradients, Parameters.CloneLayout(), null);
+            return _gradients;
+        }
+    }
+
+    private Arena? _gradients;
 
     /// <summary>Re-initialises every parameter from U(-1/sqrt(H), 1/sqrt(H)) (PyTorch's default), seeded. Not thread-safe with running calls.</summary>
     public void ResetParameters(ulong seed)
     {
+        ThrowIfReduced("its parameters cannot change (convert the changed float32 network again)");
         Fill(seed);
         ParametersChanged();
     }
@@ -82,6 +95,7 @@ public sealed unsafe partial class RecurrentNetwork
     /// </summary>
     public void ParametersChanged()
     {
+        ThrowIfReduced("its parameters cannot change (convert the changed float32 network again)");
         foreach (var w in _layers) w.Repack();
     }
 
@@ -92,7 +106,12 @@ public sealed unsafe partial class RecurrentNetwork
     public Arena CreateGradients() => Parameters.CloneLayout();
 
     /// <summary>Creates a training workspace for sequences of up to <paramref name="maxSteps"/> steps and <paramref name="maxBatch"/> sequences: <see cref="Forward"/> records what <see cref="Backward"/> needs.</summary>
-    public SequenceWorkspace CreateWorkspace(int maxSteps, int maxBatch) => new(this, _driver.Records, maxSteps, maxBatch, record: true);
+    /// <exception cref="InvalidOperationException">The network is a reduced-precision inference network (<see cref="Precision"/>).</exception>
+    public SequenceWorkspace CreateWorkspace(int maxSteps, int maxBatch)
+    {
+        ThrowIfReduced("it cannot record for Backward; train the float32 network and convert it again");
+        return new(this, _driver.Records, maxSteps, maxBatch, record: true);
+    }
 
     /// <summary>
     /// Creates an inference workspace: <see cref="Forward"/> records nothing, and its scratch does not grow with the

@@ -14,6 +14,7 @@ public sealed unsafe class RecurrentState
     private readonly Arena _arena;
     internal readonly float*[] XH, C, Gx, Gh, Gates, TanhC, M, RH;
     internal long TickMark; // the multi-stream tick that last gathered this state (duplicate detection)
+    internal readonly QuantScratch[]? Q; // a reduced-precision network's per-layer scratch
 
     internal RecurrentState(RecurrentNetwork owner, int batch)
     {
@@ -47,6 +48,7 @@ public sealed unsafe class RecurrentState
             Gh[l] = _arena.Pointer($"gh{l}"); Gates[l] = _arena.Pointer($"gates{l}"); TanhC[l] = _arena.Pointer($"tanhc{l}");
             M[l] = _arena.Pointer($"m{l}"); RH[l] = _arena.Pointer($"rh{l}");
         }
+        if (owner.Precision != Precision.Float32) Q = owner.CreateQuantScratch();
     }
 
     /// <summary>The network this state belongs to.</summary>
@@ -58,7 +60,7 @@ public sealed unsafe class RecurrentState
     internal CellStep StepBuffers(int layer) => new()
     {
         Batch = Batch, Gx = Gx[layer], CPrev = C[layer], CNew = C[layer], Gates = Gates[layer], Gh = Gh[layer],
-        TanhC = TanhC[layer], M = M[layer], RH = RH[layer],
+        TanhC = TanhC[layer], M = M[layer], RH = RH[layer], Q = Q?[layer],
     };
 
     /// <summary>h of <paramref name="layer"/>: (B, Hout). Writable, e.g. to set an initial state.</summary>

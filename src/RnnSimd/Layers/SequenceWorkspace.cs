@@ -31,6 +31,7 @@ public sealed unsafe class SequenceWorkspace
     internal float* DInput;           // (T, B, I)
     internal float* DXTemp;           // (T, B, max In): reverse direction's dX before un-reversing
     internal Scratch Infer;           // inference: one direction's step buffers
+    internal QuantScratch[]? Q;       // a reduced-precision network's per-(layer, direction) row-step scratch
 
     // The last Forward's call state: Backward reads these, never the network.
     internal int Steps, Batch;
@@ -69,6 +70,7 @@ public sealed unsafe class SequenceWorkspace
         _o = owner.Options;
         _records = records;
         RecordsForBackward = record;
+        if (owner.Precision != Precision.Float32) Q = owner.CreateQuantScratch();
         EnsureCapacity(maxSteps, maxBatch);
     }
 
