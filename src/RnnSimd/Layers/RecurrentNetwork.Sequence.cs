@@ -54,7 +54,7 @@ public sealed unsafe partial class RecurrentNetwork
         {
             for (int l = 0; l < L; l++)
             {
-                float* x = l == 0 ? ws.Input : ws.LayerOut[l - 1];
+                float* x = l == 0 ? ws.Input : ws.LayerInput(l);
                 for (int d = 0; d < D; d++)
                 {
                     int idx = l * D + d;
@@ -64,6 +64,7 @@ public sealed unsafe partial class RecurrentNetwork
                     if (!hN.IsEmpty) S(r.Hs + (long)TB * Hout, B * Hout).CopyTo(hN.Slice(idx * B * Hout, B * Hout));
                     if (!cN.IsEmpty) S(r.Cs + (long)TB * H, B * H).CopyTo(cN.Slice(idx * B * H, B * H));
                 }
+                if (ws.Drops && l < L - 1) ws.DrawDropout(l, (long)TB * D * Hout);
             }
         }
         S(ws.LayerOut[L - 1], (long)TB * D * Hout).CopyTo(output);
@@ -141,6 +142,7 @@ public sealed unsafe partial class RecurrentNetwork
         {
             for (int l = L - 1; l >= 0; l--)
             {
+                if (ws.Drops && l < L - 1) ws.BackDropout(l, (long)TB * D * Hout); // layer l+1 wrote dL/d(its input) here
                 // The input's gradient of layer 0 is only computed when asked for (a one-hot input never needs it).
                 float* dX = l > 0 ? ws.DLayerOut[l - 1] : dInput.IsEmpty ? null : ws.DInput;
                 if (dX != null) S(dX, (long)TB * o.LayerInput(l)).Clear();
@@ -150,7 +152,7 @@ public sealed unsafe partial class RecurrentNetwork
                     var r = ws.Dirs[idx];
                     _driver.Backward(_layers[idx], r, T, B, ws.DLayerOut[l],
                         dhN.IsEmpty ? null : dhNp + (long)idx * B * Hout, dcN.IsEmpty ? null : dcNp + (long)idx * B * H,
-                        l == 0 ? ws.Input : ws.LayerOut[l - 1], dX, ws.DXTemp, l == L - 1 && !dHidden.IsEmpty ? dHid : null, D,
+                        l == 0 ? ws.Input : ws.LayerInput(l), dX, ws.DXTemp, l == L - 1 && !dHidden.IsEmpty ? dHid : null, D,
                         ws.HasLengths ? lens : null, grads);
                     if (!dh0.IsEmpty) S(r.DHCarry, B * Hout).CopyTo(dh0.Slice(idx * B * Hout, B * Hout));
                     if (!dc0.IsEmpty) S(r.DC, B * H).CopyTo(dc0.Slice(idx * B * H, B * H));

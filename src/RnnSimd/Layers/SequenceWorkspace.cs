@@ -31,6 +31,10 @@ public sealed unsafe class SequenceWorkspace
     internal float* DInput;           // (T, B, I)
     internal float* DXTemp;           // (T, B, max In): reverse direction's dX before un-reversing
     internal Scratch Infer;           // inference: one direction's step buffers
+    internal float*[] Drop = [];      // training with dropout: per layer l < L-1, (T, B, D*Hout) the dropped output (layer l+1's input)
+    internal float*[] Mask = [];      // training with dropout: per layer l < L-1, (T, B, D*Hout) the mask (0 or 1/(1-p))
+    private float _dropout;
+    private Xoshiro _dropoutRng = new(0);
     internal QuantScratch[]? Q;       // a reduced-precision network's per-(layer, direction) row-step scratch
 
     // The last Forward's call state: Backward reads these, never the network.
@@ -94,7 +98,8 @@ public sealed unsafe class SequenceWorkspace
     {
         if (steps <= 0 || batch <= 0)
             throw new ArgumentOutOfRangeException(steps <= 0 ? nameof(steps) : nameof(batch), "steps and batch must be positive.");
-        if (_arena is not null && steps <= MaxSteps && batch <= MaxBatch) return false;
+        if (_arena is not null && steps <= MaxSteps && batch <= MaxBatch && !_relayout) return false;
+        _relayout = false;
         int T = Math.Max(steps, MaxSteps), B = Math.Max(batch, MaxBatch);
         _layoutBytes = 0;
         _largest = 0;
@@ -129,6 +134,77 @@ public sealed unsafe class SequenceWorkspace
         return list;
     }
 
+    private bool _relayout;
+
+    /// <summary>
+    /// Dropout between layers for training, as PyTorch's <c>nn.LSTM(dropout=p)</c>: every <see cref="RecurrentNetwork.Forward"/>
+    /// with this workspace multiplies the output of every layer but the last by a fresh mask (each element kept with
+    /// probability 1 - p and scaled by 1 / (1 - p), else 0) before the next layer reads it, and
+    /// <see cref="RecurrentNetwork.Backward"/> applies the same mask to the gradient. The masks come from a generator
+    /// seeded by <paramref name="seed"/> and advanced by every Forward, so a run is reproducible. The output of the last
+    /// layer (the network's output) is never dropped; an inference workspace never drops. Setting p &gt; 0 the first time
+    /// grows the workspace once (explicitly, here), then Forward and Backward allocate nothing. p = 0 turns it off.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">p is not in [0, 1).</exception>
+    /// <exception cref="InvalidOperationException">An inference workspace.</exception>
+    public void SetDropout(float p, ulong seed)
+    {
+        if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout p must be in [0, 1).");
+        if (!RecordsForBackward)
+            throw new InvalidOperationException("an inference workspace never drops (dropout is for training); set it on a training workspace.");
+        bool had = _dropout > 0;
+        _dropout = p;
+        _dropoutRng = new Xoshiro(seed);
+        if (p > 0 && !had && _o.NumLayers > 1)
+        {
+            _relayout = true;
+            EnsureCapacity(MaxSteps, MaxBatch);
+        }
+        Recorded = false;
+    }
+
+    /// <summary>The dropout probability between layers (0: none).</summary>
+    public float Dropout => _dropout;
+
+    /// <summary>The mask the last Forward applied to layer <paramref name="layer"/>'s output (T, B, D*Hout): 0 or 1/(1-p) per element. For inspection and tests.</summary>
+    /// <exception cref="InvalidOperationException">No dropout, or nothing recorded.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">layer is not in [0, L-1) (the last layer is never dropped).</exception>
+    public ReadOnlySpan<float> DropoutMask(int layer)
+    {
+        if (_dropout == 0 || !Recorded) throw new InvalidOperationException("no dropout mask: set dropout and run Forward first.");
+        if ((uint)layer >= (uint)(_o.NumLayers - 1))
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"layer must be in 0..{_o.NumLayers - 2} (the last layer's output is never dropped).");
+        return new ReadOnlySpan<float>(Mask[layer], Steps * Batch * _o.Directions * _o.OutputHidden);
+    }
+
+    internal bool Drops => _dropout > 0 && _o.NumLayers > 1;
+
+    /// <summary>The input of layer l (l &gt;= 1) in a training Forward/Backward: the dropped output of layer l - 1, or that output itself.</summary>
+    internal float* LayerInput(int l) => Drops ? Drop[l - 1] : LayerOut[l - 1];
+
+    /// <summary>Draws layer l's mask for n = T*B*D*Hout elements and writes the dropped output.</summary>
+    internal void DrawDropout(int l, long n)
+    {
+        float scale = 1f / (1f - _dropout);
+        // keep when a uniform 32-bit draw is >= p * 2^32 (two draws per 64-bit output of the generator)
+        uint threshold = (uint)Math.Min(uint.MaxValue, Math.Round(_dropout * 4294967296.0));
+        float* mask = Mask[l], src = LayerOut[l], dst = Drop[l];
+        for (long i = 0; i < n; i += 2)
+        {
+            ulong r = _dropoutRng.NextUInt64();
+            mask[i] = (uint)r >= threshold ? scale : 0f;
+            if (i + 1 < n) mask[i + 1] = (uint)(r >> 32) >= threshold ? scale : 0f;
+        }
+        for (long i = 0; i < n; i++) dst[i] = src[i] * mask[i];
+    }
+
+    /// <summary>Backward: dL/d(layer l's output) = mask ⊙ dL/d(layer l+1's input), in place.</summary>
+    internal void BackDropout(int l, long n)
+    {
+        float* mask = Mask[l], g = DLayerOut[l];
+        for (long i = 0; i < n; i++) g[i] *= mask[i];
+    }
+
     private List<(string, int[])> TrainingLayout(int T, int B)
     {
         int D = _o.Directions, L = _o.NumLayers, H = _o.HiddenSize, Hout = _o.OutputHidden, P = _o.ProjSize, GH = _o.GateCount * H;
@@ -147,6 +223,11 @@ public sealed unsafe class SequenceWorkspace
         {
             list.Add(($"out{l}", [Checked(TB * D * Hout)]));
             list.Add(($"dout{l}", [Checked(TB * D * Hout)]));
+            if (_dropout > 0 && l < L - 1)
+            {
+                list.Add(($"drop{l}", [Checked(TB * D * Hout)]));
+                list.Add(($"mask{l}", [Checked(TB * D * Hout)]));
+            }
             for (int d = 0; d < D; d++)
             {
                 string p = $"l{l}d{d}.";
@@ -197,6 +278,9 @@ public sealed unsafe class SequenceWorkspace
         DXTemp = Opt("dxtemp");
         LayerOut = new float*[L];
         DLayerOut = new float*[L];
+        Drop = new float*[Math.Max(L - 1, 0)];
+        Mask = new float*[Math.Max(L - 1, 0)];
+        for (int l = 0; l < L - 1; l++) { Drop[l] = Opt($"drop{l}"); Mask[l] = Opt($"mask{l}"); }
         var dirs = new Dir[L * D];
         for (int l = 0; l < L; l++)
         {

@@ -105,7 +105,7 @@ public class RecurrentProperties
         AssertClose(what, actual, expected, _ => 1e-5 * scale + 1e-30, 1e-4);
     }
 
-    internal static void CheckCase(Case g, KernelSet set)
+    internal static void CheckCase(Case g, KernelSet set, float dropout = 0f)
     {
         var o = g.Options;
         var net = new RecurrentNetwork(o, (ulong)g.Seed, set);
@@ -117,13 +117,16 @@ public class RecurrentProperties
         float[] target = R(g.T * g.B * D * Hout), targetHn = R(h0.Length), targetCn = lstm ? R(c0.Length) : [];
         int[]? lengths = g.UseLengths ? Enumerable.Range(0, g.B).Select(_ => 1 + rng.Next(g.T)).ToArray() : null;
 
-        var parameters = net.Parameters.Entries.ToDictionary(e => e.Name, e => net.Parameters.View(e).ToArray().Select(v => (double)v).ToArray());
-        var oracle = new NaiveRecurrent(g.Spec, parameters).Run(D2(x), g.T, g.B, D2(h0), lstm ? D2(c0) : null, D2(target),
-            lengths, D2(targetHn), lstm ? D2(targetCn) : null);
-
         var ws = net.CreateWorkspace(g.T, g.B);
+        if (dropout > 0) ws.SetDropout(dropout, (ulong)g.Seed);
         float[] y = new float[target.Length], hN = new float[h0.Length], cN = new float[c0.Length];
         net.Forward(x, g.T, g.B, h0, c0, y, hN, cN, ws, lengths);
+
+        // The oracle applies the masks the network drew (a fixed mask: dropout's randomness is not what is checked here).
+        double[][]? masks = dropout > 0 && L > 1 ? Enumerable.Range(0, L - 1).Select(l => ws.DropoutMask(l).ToArray().Select(v => (double)v).ToArray()).ToArray() : null;
+        var parameters = net.Parameters.Entries.ToDictionary(e => e.Name, e => net.Parameters.View(e).ToArray().Select(v => (double)v).ToArray());
+        var oracle = new NaiveRecurrent(g.Spec, parameters).Run(D2(x), g.T, g.B, D2(h0), lstm ? D2(c0) : null, D2(target),
+            lengths, D2(targetHn), lstm ? D2(targetCn) : null, masks);
         string tag = $"{set} {g}";
         Close($"output {tag}", y, oracle.Output);
         Close($"h_n {tag}", hN, oracle.HN);
@@ -152,6 +155,18 @@ public class RecurrentProperties
     [Property(MaxTest = 40)]
     public Property Lstm_peepholes_and_coupled_gates_match_oracle() =>
         Check(Cases(Gen.Constant("lstm"), OnnxLstm), g => { foreach (var s in Sets) CheckCase(g, s); });
+
+    /// <summary>
+    /// Dropout between layers (PyTorch's nn.LSTM(dropout=p)), forward and every gradient, against the oracle given the
+    /// masks the network drew; p = 0.5 so about half the elements are dropped and the rest scaled by 2. Also checks the
+    /// masks are 0 or 1/(1-p) and that some of each occur when there are enough elements.
+    /// </summary>
+    [Property(MaxTest = 30)]
+    public Property Dropout_between_layers_matches_oracle_with_the_drawn_masks() =>
+        Check(Cases(Gen.Elements("lstm", "gru", "rnn_tanh")).Select(g => g with { Layers = 2 + g.Seed % 2, Clip = 0 }), g =>
+        {
+            foreach (var s in Sets) CheckCase(g, s, 0.5f);
+        });
 
     [Property(MaxTest = 40)]
     public Property Gru_both_forms_match_oracle() => Check(Cases(Gen.Constant("gru")), g => { foreach (var s in Sets) CheckCase(g, s); });

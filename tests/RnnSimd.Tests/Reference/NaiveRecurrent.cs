@@ -208,9 +208,11 @@ public sealed class NaiveRecurrent
     /// <summary>
     /// Forward, loss and full BPTT. Shapes: input (T, B, I); h0 (L*D, B, Hout); c0 (L*D, B, H), lstm only, else null;
     /// target (T, B, D*Hout); lengths (B), each in 1..T, null = all T; targetHn (L*D, B, Hout); targetCn (L*D, B, H).
+    /// dropoutMasks: null, or per layer l &lt; L-1 a (T, B, D*Hout) mask multiplied into layer l's output before layer
+    /// l+1 reads it (PyTorch's dropout between layers with a given mask); the last layer's output is never masked.
     /// </summary>
     public NaiveResult Run(double[] input, int seqLen, int batch, double[] h0, double[]? c0, double[] target,
-        int[]? lengths = null, double[]? targetHn = null, double[]? targetCn = null)
+        int[]? lengths = null, double[]? targetHn = null, double[]? targetCn = null, double[][]? dropoutMasks = null)
     {
         var spec = _spec;
         bool lstm = spec.Cell == "lstm";
@@ -270,6 +272,13 @@ public sealed class NaiveRecurrent
                 }
             }
             layerInput[l + 1] = y;
+            if (dropoutMasks is not null && l < L - 1)
+            {
+                Expect($"dropoutMasks[{l}]", dropoutMasks[l], y.Length, "T*B*D*Hout");
+                var dropped = new double[y.Length];
+                for (int i = 0; i < y.Length; i++) dropped[i] = y[i] * dropoutMasks[l][i];
+                layerInput[l + 1] = dropped;
+            }
         }
         double[] output = layerInput[L];
         double minKink = double.PositiveInfinity;
@@ -346,6 +355,8 @@ public sealed class NaiveRecurrent
                 }
             }
             dY = dX;
+            if (dropoutMasks is not null && l > 0)
+                for (int i = 0; i < dY.Length; i++) dY[i] *= dropoutMasks[l - 1][i];
         }
 
         return new NaiveResult
