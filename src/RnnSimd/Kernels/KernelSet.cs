@@ -77,7 +77,14 @@ public sealed partial class KernelSet
     /// <exception cref="ArgumentException">The environment variable names an unknown or unsupported set.</exception>
     public static KernelSet Default
     {
-        get => s_default ??= ChooseDefault(Environment.GetEnvironmentVariable(EnvironmentVariable));
+        get
+        {
+            if (s_default is { } d) return d;
+            var chosen = ChooseDefault(Environment.GetEnvironmentVariable(EnvironmentVariable));
+            s_default = chosen;
+            WarnIfNarrower(chosen);
+            return chosen;
+        }
         set
         {
             ArgumentNullException.ThrowIfNull(value);
