@@ -134,7 +134,7 @@ public sealed unsafe class SequenceWorkspace
         return list;
     }
 
-    private bool _relayout;
+    private bool _relayout, _dropBuffers;
 
     /// <summary>
     /// Dropout between layers for training, as PyTorch's <c>nn.LSTM(dropout=p)</c>: every <see cref="RecurrentNetwork.Forward"/>
@@ -152,11 +152,11 @@ public sealed unsafe class SequenceWorkspace
         if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout p must be in [0, 1).");
         if (!RecordsForBackward)
             throw new InvalidOperationException("an inference workspace never drops (dropout is for training); set it on a training workspace.");
-        bool had = _dropout > 0;
         _dropout = p;
-        _dropoutRng = new Xoshiro(seed);
-        if (p > 0 && !had && _o.NumLayers > 1)
+        _dropoutRng.Reseed(seed);
+        if (p > 0 && !_dropBuffers && _o.NumLayers > 1)
         {
+            _dropBuffers = true; // kept from now on, so turning dropout off and on (evaluation between steps) never reallocates
             _relayout = true;
             EnsureCapacity(MaxSteps, MaxBatch);
         }
@@ -223,7 +223,7 @@ public sealed unsafe class SequenceWorkspace
         {
             list.Add(($"out{l}", [Checked(TB * D * Hout)]));
             list.Add(($"dout{l}", [Checked(TB * D * Hout)]));
-            if (_dropout > 0 && l < L - 1)
+            if (_dropBuffers && l < L - 1)
             {
                 list.Add(($"drop{l}", [Checked(TB * D * Hout)]));
                 list.Add(($"mask{l}", [Checked(TB * D * Hout)]));

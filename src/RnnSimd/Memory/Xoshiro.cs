@@ -9,7 +9,10 @@ public sealed class Xoshiro
     private ulong _s0, _s1, _s2, _s3;
 
     /// <summary>Seeds the generator.</summary>
-    public Xoshiro(ulong seed)
+    public Xoshiro(ulong seed) => Reseed(seed);
+
+    /// <summary>Seeds the generator again, exactly as a new one made with <paramref name="seed"/> (no allocation).</summary>
+    public void Reseed(ulong seed)
     {
         ulong x = seed;
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);

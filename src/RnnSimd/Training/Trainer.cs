@@ -43,6 +43,8 @@ public sealed unsafe class Trainer
     private readonly int[] _targets;
     private readonly int[] _cursors;
     private readonly float[] _rowMask;
+    private readonly float[] _outMask;          // char-LM output dropout: (B, H), one mask per stream for this step's chunk
+    private readonly Xoshiro _dropRng = new(0);
     private readonly Shard[] _shards = [];      // data-parallel shards (Config.Shards > 1)
     private GCHandle _self;
 
@@ -102,6 +104,7 @@ public sealed unsafe class Trainer
         _targetF = new float[B];
         _targets = new int[rows];
         _rowMask = [];
+        _outMask = new float[config.OutputDropout > 0 ? B * _hout : 0];
         _h = new float[config.Layers * B * _hout];
         _c = new float[config.Cell == CellType.Lstm ? config.Layers * B * config.Hidden : 0];
         _cursors = new int[B];
@@ -170,8 +173,9 @@ public sealed unsafe class Trainer
     {
         Network.ZeroGradients();
         Head.ZeroGradients();
-        double loss = ForwardBackward(_rng, training: true, dHidden: default);
         int step = StepCount + 1;
+        SetDropout(step);
+        double loss = ForwardBackward(_rng, training: true, dHidden: default);
         if (!double.IsFinite(loss))
             throw new TrainingDivergedException($"step {step}: the loss is {loss.ToString(CultureInfo.InvariantCulture)}.");
         double norm = GradientClipping.GlobalNorm(_groups, Network.Kernels);
@@ -190,6 +194,46 @@ public sealed unsafe class Trainer
         Head.ParametersChanged();
         StepCount = step;
         return new StepReport(step, loss, norm, Optimizer.LearningRate);
+    }
+
+    /// <summary>A mask seed for (step, stream of masks): a SplitMix64 finalizer of the run's seed and both, so masks never depend on what ran before.</summary>
+    private ulong MaskSeed(int step, int which)
+    {
+        ulong z = Config.Seed ^ ((ulong)(uint)step << 20) ^ ((ulong)(uint)which * 0x9E3779B97F4A7C15UL) ^ 0xD0_0D_D0_0DUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>Dropout for training step <paramref name="step"/> (0: off, as every evaluation runs).</summary>
+    private void SetDropout(int step)
+    {
+        float p = step > 0 ? Config.Dropout : 0f;
+        if (Config.Dropout > 0 && Config.Layers > 1)
+        {
+            _ws.SetDropout(p, MaskSeed(step, 0));
+            for (int k = 0; k < _shards.Length; k++) _shards[k].Workspace.SetDropout(p, MaskSeed(step, k + 1));
+        }
+        if (_outMask.Length > 0 && step > 0)
+        {
+            float keep = 1f - Config.OutputDropout, scale = 1f / keep;
+            var rng = _dropRng;
+            rng.Reseed(MaskSeed(step, -1));
+            for (int i = 0; i < _outMask.Length; i++) _outMask[i] = rng.NextDouble() < keep ? scale : 0f;
+        }
+    }
+
+    /// <summary>Multiplies rows [b0, b0 + n) of every step of y (T, n, H) by the output mask's rows b0.. (the same at every step).</summary>
+    private void ApplyOutputMask(Span<float> y, int T, int b0, int n)
+    {
+        int H = _hout;
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < n; b++)
+            {
+                var row = y.Slice((t * n + b) * H, H);
+                var m = _outMask.AsSpan((b0 + b) * H, H);
+                for (int j = 0; j < H; j++) row[j] *= m[j];
+            }
     }
 
     /// <summary>
@@ -232,10 +276,13 @@ public sealed unsafe class Trainer
             {
                 NextChunk(_corpus!.Train, rng);
                 Network.Forward(_x, T, B, _h, _c, _y, _h, _c, _ws);
+                bool drop = training && _outMask.Length > 0;
+                if (drop) ApplyOutputMask(_y, T, 0, B);
                 Head.Forward(_y, rows, _pred);
                 double loss = Losses.SoftmaxCrossEntropy(k, _pred, _targets, _outputs, _rowMask, _dPred, mean: true);
                 if (!training && dHidden.IsEmpty) return loss;
                 Head.Backward(_y, _dPred, rows, _dy);
+                if (drop) ApplyOutputMask(_dy, T, 0, B);
                 Network.Backward(_ws, _dy, [], [], [], [], [], dHidden);
                 return loss;
             }
@@ -326,10 +373,12 @@ public sealed unsafe class Trainer
                     sh.H.AsSpan(l * bs * H, bs * H).CopyTo(_h.AsSpan((l * B + s * bs) * H));
                     if (cs > 0) sh.C.AsSpan(l * cs, cs).CopyTo(_c.AsSpan((l * B + s * bs) * hc));
                 }
+                if (_outMask.Length > 0) ApplyOutputMask(sh.Y, T, s * bs, bs);
                 Head.Forward(sh.Y, rows, sh.Pred);
                 sh.Loss = Losses.SoftmaxCrossEntropy(k, sh.Pred, sh.Targets, _outputs, _rowMask, sh.DPred, mean: true);
                 foreach (ref float d in sh.DPred.AsSpan()) d *= scale;
                 Head.Backward(sh.Y, sh.DPred, rows, sh.Dy, sh.HeadGradients);
+                if (_outMask.Length > 0) ApplyOutputMask(sh.Dy, T, s * bs, bs);
                 break;
             }
         }
@@ -375,6 +424,7 @@ public sealed unsafe class Trainer
     /// </summary>
     public double Evaluate(int batches = 32)
     {
+        SetDropout(0);
         if (Config.Task == TaskKind.CharLm) return EvaluateText(_corpus!.Validation, batches);
         var rng = new Xoshiro(Config.Seed ^ 0x7E57_7E57_7E57_7E57UL);
         double sum = 0;
@@ -421,6 +471,7 @@ public sealed unsafe class Trainer
     public double[] GradientFlow()
     {
         int B = Config.Batch, T = _steps, H = _hout;
+        SetDropout(0);
         var dHidden = new float[T * B * H];
         var rng = new Xoshiro(Config.Seed ^ 0x6AD1_E47F_1010UL);
         float[] h = (float[])_h.Clone(), c = (float[])_c.Clone();

@@ -39,6 +39,14 @@ public enum TaskKind
 /// summed in a fixed order. Part of the run's definition: the results depend on the shard count, never on the thread
 /// count (1 shard: today's single pass, whose large GEMMs split across threads instead).
 /// </param>
+/// <param name="Dropout">
+/// Dropout between layers (PyTorch's <c>nn.LSTM(dropout=p)</c>, <see cref="Layers.SequenceWorkspace.SetDropout"/>), training
+/// steps only; the masks of step s come from (Seed, s, shard), so a resumed run draws what the uninterrupted run would.
+/// </param>
+/// <param name="OutputDropout">
+/// Character LM only: variational dropout of the top layer's output before the head, one mask per stream and chunk (the
+/// same at every step of the chunk), training steps only.
+/// </param>
 public sealed record TrainingConfig(
     TaskKind Task = TaskKind.Adding,
     CellType Cell = CellType.Lstm,
@@ -56,7 +64,9 @@ public sealed record TrainingConfig(
     ulong Seed = 1,
     float Momentum = 0f,
     float WeightDecay = 0f,
-    int Shards = 1)
+    int Shards = 1,
+    float Dropout = 0f,
+    float OutputDropout = 0f)
 {
     /// <summary>The task's name on the command line and in files: adding, copy, charlm.</summary>
     public string TaskName => Task switch { TaskKind.Adding => "adding", TaskKind.Copy => "copy", _ => "charlm" };
@@ -85,6 +95,10 @@ public sealed record TrainingConfig(
         if (!(Clip >= 0) || !float.IsFinite(Clip)) throw new ArgumentException($"clip must be non-negative, got {Clip}.", nameof(Clip));
         if (!(Momentum >= 0) || !float.IsFinite(Momentum)) throw new ArgumentException($"momentum must be finite and non-negative, got {Momentum}.", nameof(Momentum));
         if (!(WeightDecay >= 0) || !float.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be finite and non-negative, got {WeightDecay}.", nameof(WeightDecay));
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"dropout must be in [0, 1), got {Dropout}.", nameof(Dropout));
+        if (!(OutputDropout >= 0 && OutputDropout < 1)) throw new ArgumentException($"output dropout must be in [0, 1), got {OutputDropout}.", nameof(OutputDropout));
+        if (OutputDropout > 0 && Task != TaskKind.CharLm)
+            throw new ArgumentException("output dropout (variational, one mask per sequence chunk) is for the character LM only.", nameof(OutputDropout));
         if (TotalSteps <= 0) throw new ArgumentException($"steps must be positive, got {TotalSteps}.", nameof(TotalSteps));
         if (WarmupSteps < 0) throw new ArgumentException($"warm-up must be non-negative, got {WarmupSteps}.", nameof(WarmupSteps));
         if (Optimizer is not ("sgd" or "adagrad" or "rmsprop" or "adam" or "adamw"))
@@ -116,6 +130,8 @@ public sealed record TrainingConfig(
         ["momentum"] = S(Momentum),
         ["weight_decay"] = S(WeightDecay),
         ["shards"] = S(Shards),
+        ["dropout"] = S(Dropout),
+        ["output_dropout"] = S(OutputDropout),
     };
 
     /// <summary>Config field → metadata key, for error messages.</summary>
@@ -125,6 +141,7 @@ public sealed record TrainingConfig(
         [nameof(Optimizer)] = "optimizer", [nameof(LearningRate)] = "lr", [nameof(Clip)] = "clip", [nameof(Schedule)] = "schedule",
         [nameof(WarmupSteps)] = "warmup_steps", [nameof(TotalSteps)] = "total_steps", [nameof(Momentum)] = "momentum",
         [nameof(WeightDecay)] = "weight_decay", [nameof(Shards)] = "shards", ["name"] = "task",
+        [nameof(Dropout)] = "dropout", [nameof(OutputDropout)] = "output_dropout",
     };
 
     /// <summary>Reads a config written by <see cref="ToMetadata"/>.</summary>
@@ -139,7 +156,8 @@ public sealed record TrainingConfig(
             var c = new TrainingConfig(ParseTask(Get("task")), RecurrentOptions.ParseCell(Get("cell")), I("hidden"), I("layers"), I("seq_len"),
                 I("batch"), Get("optimizer"), F("lr"), F("clip"), Get("clip_by_value") == "true", Get("schedule"), I("warmup_steps"),
                 I("total_steps"), ulong.TryParse(Get("seed"), CultureInfo.InvariantCulture, out ulong s) ? s : throw new InvalidDataException("checkpoint metadata 'seed' is not an integer."),
-                F("momentum"), F("weight_decay"), m.ContainsKey("shards") ? I("shards") : 1); // checkpoints before shards: 1
+                F("momentum"), F("weight_decay"), m.ContainsKey("shards") ? I("shards") : 1, // checkpoints before shards: 1
+                m.ContainsKey("dropout") ? F("dropout") : 0f, m.ContainsKey("output_dropout") ? F("output_dropout") : 0f); // and before dropout: none
             c.Validate();
             return c;
         }

@@ -19,13 +19,37 @@ public class TrainerTests : IDisposable
     public static TheoryData<string, string> Configs() => new()
     {
         { "adding", "lstm" }, { "adding", "gru" }, { "adding", "rnn_tanh" }, { "copy", "gru" }, { "charlm", "lstm" },
+        // "+dropout": dropout 0.3 between the two layers (and variational output dropout 0.2 for the character LM).
+        { "adding+dropout", "gru" }, { "charlm+dropout", "lstm" },
     };
 
-    private static TrainingConfig Small(string task, string cell, string optimizer = "adam") => new(
-        TrainingConfig.ParseTask(task), RecurrentOptions.ParseCell(cell), Hidden: 17, Layers: 2, SeqLen: task == "copy" ? 5 : 12,
-        Batch: 4, Optimizer: optimizer, LearningRate: 5e-3f, Clip: 1f, TotalSteps: 40, Seed: 7);
+    private static TrainingConfig Small(string task, string cell, string optimizer = "adam")
+    {
+        string name = task.Split('+')[0];
+        bool dropout = task.EndsWith("+dropout", StringComparison.Ordinal);
+        return new(TrainingConfig.ParseTask(name), RecurrentOptions.ParseCell(cell), Hidden: 17, Layers: 2, SeqLen: name == "copy" ? 5 : 12,
+            Batch: 4, Optimizer: optimizer, LearningRate: 5e-3f, Clip: 1f, TotalSteps: 40, Seed: 7,
+            Dropout: dropout ? 0.3f : 0f, OutputDropout: dropout && name == "charlm" ? 0.2f : 0f);
+    }
 
-    private static CharCorpus? CorpusFor(string task) => task == "charlm" ? new CharCorpus(Text) : null;
+    private static CharCorpus? CorpusFor(string task) => task.StartsWith("charlm", StringComparison.Ordinal) ? new CharCorpus(Text) : null;
+
+    [Theory]
+    [InlineData("adding+dropout", "gru")]
+    [InlineData("charlm+dropout", "lstm")]
+    public void Dropout_changes_training_but_never_evaluation(string task, string cell)
+    {
+        var plain = new Trainer(Small(task.Split('+')[0], cell), CorpusFor(task));
+        var dropped = new Trainer(Small(task, cell), CorpusFor(task));
+        // Same seed, same initial parameters: evaluation (no dropout) agrees bitwise before and after a training step.
+        Assert.Equal(BitConverter.DoubleToInt64Bits(plain.Evaluate(4)), BitConverter.DoubleToInt64Bits(dropped.Evaluate(4)));
+        Assert.NotEqual(plain.Step().Loss, dropped.Step().Loss);
+        dropped.Network.Parameters.Data.CopyTo(plain.Network.Parameters.Data, 0);
+        plain.Network.ParametersChanged();
+        dropped.Head.Parameters.Data.CopyTo(plain.Head.Parameters.Data, 0);
+        plain.Head.ParametersChanged();
+        Assert.Equal(BitConverter.DoubleToInt64Bits(plain.Evaluate(4)), BitConverter.DoubleToInt64Bits(dropped.Evaluate(4)));
+    }
 
     [Theory, MemberData(nameof(Configs))]
     public void Same_seed_and_kernel_set_give_a_bitwise_identical_loss_trajectory(string task, string cell)
