@@ -42,6 +42,17 @@ if (args is ["--make-corpus", var dir])
     add.Step();
     add.SaveCheckpoint(Path.Combine(dir, "adding-gru.safetensors"));
     StateDict.Save(new RecurrentNetwork(new RecurrentOptions(CellType.RnnTanh, 2, 3, 1, Bidirectional: true)), Path.Combine(dir, "state-dict-rnn.safetensors"));
+    // Reduced precisions: an int8 LSTM with projection and peepholes, a bf16 GRU, and the char-LM above in int8 as
+    // `rnnsimd quantize` writes it (training state dropped, "rnn." in int8, the head F32, metadata precision).
+    var lstmp = new RecurrentOptions(CellType.Lstm, 3, 4, 2, ProjSize: 2, Peepholes: true);
+    StateDict.Save(new RecurrentNetwork(lstmp, 2).ToInference(Precision.Int8), Path.Combine(dir, "state-dict-lstmp-int8.safetensors"));
+    StateDict.Save(new RecurrentNetwork(new RecurrentOptions(CellType.Gru, 2, 3), 3).ToInference(Precision.BFloat16), Path.Combine(dir, "state-dict-gru-bf16.safetensors"));
+    var lmFile = SafeTensorsFile.Read(Path.Combine(dir, "charlm-lstm.safetensors"));
+    var lmMeta = lmFile.Metadata.Where(kv => kv.Key is not ("format" or "rng" or "cursors" or "optimizer_step" or "kernels")).ToDictionary(kv => kv.Key, kv => kv.Value);
+    lmMeta[StateDict.PrecisionKey] = "int8";
+    SafeTensorsWriter.Write(Path.Combine(dir, "charlm-lstm-int8.safetensors"),
+        StateDict.StoredTensors(lm.Network.ToInference(Precision.Int8), "rnn.").Concat(["head.weight", "head.bias"].Select(n =>
+            SafeTensor.F32(n, lmFile.GetTensor(n).Shape.Select(d => (int)d).ToArray(), lmFile.ReadFloats(n)))), lmMeta);
     return;
 }
 if (args is ["--replay", .. var files])
@@ -75,6 +86,16 @@ static void Check(byte[] bytes, string temp)
         var o = StateDict.ReadOptions(file.Metadata);
         StateDict.CheckHolds(file, o);
         StateDict.Load(new RecurrentNetwork(o), file);
+    });
+    // Any precision (reduced files: StateDict.Reduced.cs's checks), then one step of what loaded.
+    Documented(() => StepOnce(StateDict.LoadNetwork(file, StateDict.ReadOptions(file.Metadata), "fuzz")));
+    Documented(() =>
+    {
+        // A char-LM file (checkpoint or quantized): the network under "rnn." as `rnnsimd sample` builds it.
+        var c = TrainingConfig.FromMetadata(file.Metadata);
+        var o = new RecurrentOptions(c.Cell, CheckpointMetadata.Vocabulary("f", file.Metadata).Length, c.Hidden, c.Layers);
+        try { o.Validate(); } catch (ArgumentException) { return; }
+        StepOnce(StateDict.LoadNetwork(file, o, "fuzz", "rnn."));
     });
     Documented(() => TrainingConfig.FromMetadata(file.Metadata));
     Documented(() => CheckpointMetadata.RngState("f", file.Metadata));
@@ -117,6 +138,12 @@ static void CheckOnnx(byte[] bytes)
     catch (NotSupportedException e) when (e.Message.StartsWith("unsupported", StringComparison.Ordinal)) { }
     catch (ArgumentOutOfRangeException e) when (e.Message.Contains("MemoryBudget", StringComparison.Ordinal)) { }
     catch (ArgumentException e) when (e.ParamName is "shape" or "index" or "inputs" or "tensor" or "name") { }
+}
+
+static void StepOnce(RecurrentNetwork net)
+{
+    if (net.Options.Bidirectional || net.Options.Reverse) return;
+    net.Step(net.CreateState(), new float[net.Options.InputSize], new float[net.Options.OutputHidden]);
 }
 
 static void Documented(Action a)

@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing of every file reader (safetensors, StateDict, checkpoint metadata, Trainer.Resume; or the
 # ONNX importer) with SharpFuzz + AFL++:  tests/RnnSimd.Fuzz/fuzz.sh [minutes, default 10] [safetensors (default) | onnx]
 # Installs AFL++ (Debian's afl++) if missing and the SharpFuzz instrumenter (.config/dotnet-tools.json), builds the
-# harness, instruments RnnSimd.Core.dll, and runs afl-fuzz from the committed seeds in tests/RnnSimd.Fuzz/corpus
+# harness, instruments RnnSimd.dll, and runs afl-fuzz from the committed seeds in tests/RnnSimd.Fuzz/corpus
 # (onnx: corpus-onnx, with the dictionary onnx.dict).
 # Findings go to tests/RnnSimd.Fuzz/bin/fuzz/findings (onnx: findings-onnx) (crashes/, hangs/); replay one with
 #   dotnet run -c Release --project tests/RnnSimd.Fuzz -- [--onnx] --replay FILE  (a plain build: the instrumented
@@ -26,7 +26,7 @@ dotnet tool restore >/dev/null
 out=tests/RnnSimd.Fuzz/bin/fuzz
 rm -rf "${out:?}/$findings"
 dotnet build -c Release tests/RnnSimd.Fuzz -o "$out/bin" -v quiet -nologo
-dotnet tool run sharpfuzz "$out/bin/RnnSimd.Core.dll"
+dotnet tool run sharpfuzz "$out/bin/RnnSimd.dll"
 export AFL_SKIP_BIN_CHECK=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
 afl-fuzz -i "$corpus" -o "$out/$findings" "${dict[@]}" -t 10000 -m none -V $((minutes * 60)) -- dotnet "$out/bin/RnnSimd.Fuzz.dll" "${harness[@]}" > "$out/$log" 2>&1 || true
 stats="$out/$findings/default/fuzzer_stats"

@@ -34,7 +34,7 @@ public class CrashSafetyTests : IDisposable
             string dir = Directory.CreateDirectory(Path.Combine(_dir, $"kill{point}")).FullName;
             string ckpt = Path.Combine(dir, "run.safetensors");
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rnnsimd.dll"));
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "RnnSimd.Cli.dll"));
             foreach (var a in Run) psi.ArgumentList.Add(a);
             psi.ArgumentList.Add("--checkpoint");
             psi.ArgumentList.Add(ckpt);

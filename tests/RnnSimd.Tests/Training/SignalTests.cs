@@ -21,7 +21,7 @@ public class SignalTests : IDisposable
     {
         if (!OperatingSystem.IsLinux()) return;
         string ckpt = Path.Combine(_dir, $"{signal}.safetensors");
-        string cli = Path.Combine(AppContext.BaseDirectory, "rnnsimd.dll");
+        string cli = Path.Combine(AppContext.BaseDirectory, "RnnSimd.Cli.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { cli, "train", "adding", "--hidden", "8", "--seq-len", "10", "--batch", "4", "--steps", "10000000",
                      "--every", "10000000", "--checkpoint", ckpt })
@@ -52,7 +52,7 @@ public class SignalTests : IDisposable
         if (!OperatingSystem.IsLinux()) return;
         string outDir = Path.Combine(_dir, "demo");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "rnnsimd.dll"), "demo", "--quick", "--steps", "1000000", "--out", outDir })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "RnnSimd.Cli.dll"), "demo", "--quick", "--steps", "1000000", "--out", outDir })
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         _ = p.StandardError.ReadToEndAsync();
