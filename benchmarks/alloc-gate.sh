@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI allocation gate: runs the hot-path benchmarks (InferenceBenchmarks S1-S3 and, once that class exists,
-# TrainingBenchmarks T1/T2) with a very short job (RNNSIMD_BENCH_MODE=gate: 1 warm-up, 3 iterations, 1 launch) and
+# CI allocation gate: runs the hot-path benchmarks (InferenceBenchmarks S1-S4, ReducedInferenceBenchmarks: S1 and S2
+# at bf16 and int8 weights, and TrainingBenchmarks T1/T2) with a very short job (RNNSIMD_BENCH_MODE=gate: 1 warm-up, 3 iterations, 1 launch) and
 # MemoryDiagnoser, then fails unless every one of them ran and allocated 0 bytes per operation. Times are not judged
 # here: on a shared CI machine they are noise (compare.sh BASE NEW is for that, on a quiet machine).
 #   benchmarks/alloc-gate.sh [RESULTS_DIR]   keeps the results there (default: a temporary directory, removed)
@@ -28,7 +28,7 @@ while :; do
   log="$run/benchmarks.log"
   echo "alloc-gate: run $attempt: the hot-path benchmarks (log: $log)"
   start=$SECONDS
-  # Two filters, OR-ed by BenchmarkDotNet.
+  # Two filters, OR-ed by BenchmarkDotNet ('*InferenceBenchmarks*' also takes ReducedInferenceBenchmarks).
   if ! dotnet run -c Release --project benchmarks/RnnSimd.Benchmarks -- \
       --filter '*InferenceBenchmarks*' '*TrainingBenchmarks*' --artifacts "$run" > "$log" 2>&1; then
     tail -n 60 "$log"

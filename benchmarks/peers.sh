@@ -3,7 +3,7 @@
 # and keeps the results in perf-results/<cpu-short-name>/peers/.
 #   benchmarks/peers.sh [quick|full] [BenchmarkDotNet filter, default '*']
 # quick: 3 warm-up + 8 measured iterations, 1 launch per case; full: BenchmarkDotNet's adaptive defaults.
-# A filter may name parameters too, e.g. '*StreamStep*' (S1 only) or '*SeqInfer*lstm*' or '*S1*Threads: 1*'.
+# A filter may name parameters too, e.g. '*StreamStep*' (S1 only, every precision) or '*SeqInfer*lstm*' or '*S1*Threads: 1*'.
 # First checks that every peer computes RnnSimd's function (--verify; stops if one does not), then runs the
 # benchmarks (each case checks itself again in its [GlobalSetup]), then writes GitHub markdown (*-report-github.md),
 # full JSON (*-report-full.json), verify.txt and versions.txt (TorchSharp, LibTorch, ONNX Runtime, machine) there,

@@ -65,3 +65,46 @@ public class InferenceBenchmarks
     [Benchmark(Description = "S4 serve")]
     public void S4() => _stepper.Step(_streams, _x4, _y4);
 }
+
+/// <summary>
+/// S1 and S2 of <see cref="InferenceBenchmarks"/> (same shapes, seeds and data) on the float32 network converted by
+/// <see cref="RecurrentNetwork.ToInference"/> to bf16 or int8 weights (issue 11). Hot path like the float32 ones: the
+/// CI allocation gate (benchmarks/alloc-gate.sh, filter '*InferenceBenchmarks*') runs them and requires 0 bytes per
+/// operation. The figures compared with the peers come from benchmarks/peers.sh (RnnSimd.Peers, parameter Precision).
+/// </summary>
+[Config(typeof(WorkloadConfig))]
+public class ReducedInferenceBenchmarks
+{
+    [Params("lstm", "gru", "rnn_tanh")]
+    public string Cell { get; set; } = "";
+
+    [Params("bf16", "int8")]
+    public string Precision { get; set; } = "";
+
+    private RecurrentNetwork _net = null!;
+    private RecurrentState _state = null!;
+    private SequenceWorkspace _ws = null!;
+    private float[] _x1 = [], _y1 = [], _x2 = [], _y2 = [], _h2 = [];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var float32 = new RecurrentNetwork(new RecurrentOptions(RecurrentOptions.ParseCell(Cell), 64, 256), 1);
+        _net = float32.ToInference(PrecisionNames.Parse(Precision));
+        _state = _net.CreateState(1);
+        _x1 = BenchData.Uniform(64, 2);
+        _y1 = new float[256];
+        _ws = _net.CreateInferenceWorkspace(128, 1);
+        _x2 = BenchData.Uniform(128 * 64, 3);
+        _y2 = new float[128 * 256];
+        _h2 = new float[256];
+    }
+
+    /// <summary>S1 stream-step.</summary>
+    [Benchmark(Description = "S1 stream-step")]
+    public void S1() => _net.Step(_state, _x1, _y1);
+
+    /// <summary>S2 seq-infer.</summary>
+    [Benchmark(Description = "S2 seq-infer")]
+    public void S2() => _net.Forward(_x2, 128, 1, [], [], _y2, _h2, [], _ws);
+}

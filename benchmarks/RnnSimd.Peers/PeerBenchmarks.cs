@@ -1,10 +1,12 @@
 using BenchmarkDotNet.Attributes;
+using RnnSimd.Layers;
 using RnnSimd.Peers.Runners;
 
 namespace RnnSimd.Peers;
 
 /// <summary>
-/// One class per workload; each case is (Cell, Threads, Impl). BenchmarkDotNet runs every case in its own process,
+/// One class per workload; each case is (Cell, Threads, Impl), and for S1 and S2 also the weights' Precision
+/// (<see cref="PrecisionPeerBenchmark"/>). BenchmarkDotNet runs every case in its own process,
 /// so torch.set_num_threads (process-wide) applies to that case alone. [GlobalSetup] builds the implementation with
 /// RnnSimd's weights and checks it against RnnSimd's reference (<see cref="PeerCheck"/>), throwing on a mismatch,
 /// so nothing is timed that computes another function. The benchmark method is named by the workload id and
@@ -29,8 +31,11 @@ public abstract class PeerBenchmark
 
     private protected abstract Workload Workload { get; }
 
+    /// <summary>The weights' precision: float32 unless the class has a Precision parameter.</summary>
+    private protected virtual Precision WeightPrecision => Precision.Float32;
+
     [GlobalSetup]
-    public void Setup() => _runner = PeerCheck.CreateChecked(Workload, Cell, Impl, Threads);
+    public void Setup() => _runner = PeerCheck.CreateChecked(Workload, Cell, Impl, Threads, WeightPrecision);
 
     [GlobalCleanup]
     public void Cleanup() => _runner?.Dispose();
@@ -38,8 +43,24 @@ public abstract class PeerBenchmark
     private protected void RunOnce() => _runner!.Run();
 }
 
+/// <summary>
+/// A workload also run at reduced weight precision (issue 11): parameter Precision = float32, bf16, int8 ("float32" is
+/// the float32 network itself; the others its <see cref="RecurrentNetwork.ToInference"/> conversion). Combinations no
+/// implementation has (LibTorch at bf16, a 2-thread reduced case, ONNX Runtime's int8 GRU) are left out by
+/// <see cref="PeerConfig"/>'s filter (<see cref="Implementations.Supports"/>), so they neither run nor show as NA.
+/// </summary>
+public abstract class PrecisionPeerBenchmark : PeerBenchmark
+{
+    [ParamsSource(nameof(PrecisionValues))]
+    public string Precision { get; set; } = "float32";
+
+    public IEnumerable<string> PrecisionValues => Implementations.PrecisionsFor(Workload).Select(p => p.Name());
+
+    private protected override Layers.Precision WeightPrecision => PrecisionNames.Parse(Precision);
+}
+
 [Config(typeof(PeerConfig))]
-public class StreamStepBenchmarks : PeerBenchmark
+public class StreamStepBenchmarks : PrecisionPeerBenchmark
 {
     private protected override Workload Workload => Workload.S1;
 
@@ -48,7 +69,7 @@ public class StreamStepBenchmarks : PeerBenchmark
 }
 
 [Config(typeof(PeerConfig))]
-public class SeqInferBenchmarks : PeerBenchmark
+public class SeqInferBenchmarks : PrecisionPeerBenchmark
 {
     private protected override Workload Workload => Workload.S2;
 

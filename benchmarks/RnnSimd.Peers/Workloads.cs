@@ -49,6 +49,10 @@ internal sealed record Workload(string Id, string Title, int Steps, int Batch, i
     public RecurrentNetwork CreateNetwork(string cell) =>
         new(new RecurrentOptions(RecurrentOptions.ParseCell(cell), Input, Hidden), Seed);
 
+    /// <summary>The same network in <paramref name="precision"/>: float32 as it is, else converted by <see cref="RecurrentNetwork.ToInference"/>.</summary>
+    public RecurrentNetwork CreateNetwork(string cell, Precision precision) =>
+        precision == Precision.Float32 ? CreateNetwork(cell) : CreateNetwork(cell).ToInference(precision);
+
     /// <summary>Inference input (T, B, I), U(-1, 1), seeded as the main project's InferenceBenchmarks (2, 3, 5).</summary>
     public float[] CreateInput() => Id switch
     {

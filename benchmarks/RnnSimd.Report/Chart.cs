@@ -5,7 +5,7 @@ namespace RnnSimd.Report;
 /// <summary>
 /// performance.png: one panel per thread count; in each, a group of bars per (workload, cell) that has data, one bar
 /// per implementation, height = median time on a log scale (bars start at the decade below the fastest result, so
-/// a bar's length is not proportional to its time; compare tops against the axis). Lower is better.
+/// a bar's length is not proportional to its time; compare tops against the axis). Lower is better. float32 rows only.
 /// </summary>
 internal static class Chart
 {
@@ -21,8 +21,9 @@ internal static class Chart
     private static readonly Color Other = new(127, 127, 127);
 
     /// <summary>Writes the chart of <paramref name="rows"/> to <paramref name="path"/>; false (nothing written) when there are no rows.</summary>
-    public static bool Save(string path, IReadOnlyList<Row> rows)
+    public static bool Save(string path, IReadOnlyList<Row> allRows)
     {
+        var rows = allRows.Where(r => r.Precision == Row.Float32).ToList();      // the peers at float32; reduced precision has its own table
         if (rows.Count == 0) return false;
         var workloads = Layout.Merge(Layout.Workloads.Select(w => w.Id), rows.Select(r => r.Workload));
         var cells = Layout.Merge(Layout.Cells, rows.Select(r => r.Cell));

@@ -41,6 +41,10 @@ internal static class Layout
         _ => [RnnSimd],
     };
 
+    /// <summary>The weight precisions of the reduced-precision table (issue 11), in order, and the workloads it covers.</summary>
+    public static readonly string[] Precisions = ["float32", "bf16", "int8"];
+    public static readonly string[] ReducedWorkloads = ["S1", "S2"];
+
     /// <summary>Stream-steps per timed operation: 64 for S4 (a tick), else 1.</summary>
     public static int ItemsPerOperation(string workload) => workload == "S4" ? 64 : 1;
 

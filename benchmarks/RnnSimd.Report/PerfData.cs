@@ -2,8 +2,15 @@ using System.Text.Json;
 
 namespace RnnSimd.Report;
 
-/// <summary>One row of summary.json: the median time of one (workload, cell, threads, implementation).</summary>
-internal sealed record Row(string Workload, string Cell, int Threads, string Impl, double MedianNs, long? AllocatedBytes);
+/// <summary>
+/// One row of summary.json: the median time of one (workload, cell, threads, implementation, weight precision); for
+/// RnnSimd's S1 / S2 rows also the memory of the network: packed weight bytes one step reads, managed bytes it keeps.
+/// </summary>
+internal sealed record Row(string Workload, string Cell, int Threads, string Impl, double MedianNs, long? AllocatedBytes,
+    string Precision = Row.Float32, long? StepWeightBytes = null, long? ModelBytes = null)
+{
+    public const string Float32 = "float32";
+}
 
 /// <summary>One (cell, threads) of latency-s1.json; Threads is 1 in files written before the 2-thread rows existed.</summary>
 internal sealed record LatencyRow(string Cell, int Threads, long Steps, double P50Ns, double P99Ns, double P999Ns, double MaxNs, double MeanNs,
@@ -47,7 +54,8 @@ internal sealed class PerfData
 
     /// <summary>
     /// The rows of summary.json's array. A row needs workload, cell, impl and a positive median_ns; threads defaults
-    /// to 1 and allocated_bytes to unknown. Of two rows with one key, the later is kept.
+    /// to 1, precision to float32 (files written before issue 11), allocated_bytes and the memory fields to unknown.
+    /// Of two rows with one key, the later is kept.
     /// </summary>
     internal static List<Row> ReadSummary(string json, List<string> warnings)
     {
@@ -57,7 +65,7 @@ internal sealed class PerfData
             warnings.Add($"{SummaryFile} is not a JSON array; ignored.");
             return [];
         }
-        var rows = new Dictionary<(string, string, int, string), Row>();
+        var rows = new Dictionary<(string, string, int, string, string), Row>();
         int index = 0;
         foreach (var e in doc.RootElement.EnumerateArray())
         {
@@ -71,9 +79,11 @@ internal sealed class PerfData
             }
             int threads = Num(e, "threads") is double t ? (int)t : 1;
             long? allocated = Num(e, "allocated_bytes") is double a ? (long)a : null;
-            var key = (workload, cell, threads, impl);
+            string precision = Str(e, "precision") ?? Row.Float32;
+            var key = (workload, cell, threads, impl, precision);
             if (rows.ContainsKey(key)) warnings.Add($"{SummaryFile}: {key} appears twice; the later row is kept.");
-            rows[key] = new Row(workload, cell, threads, impl, median.Value, allocated);
+            rows[key] = new Row(workload, cell, threads, impl, median.Value, allocated, precision,
+                Num(e, "step_weight_bytes") is double sw ? (long)sw : null, Num(e, "model_bytes") is double mb ? (long)mb : null);
         }
         return [.. rows.Values];
     }

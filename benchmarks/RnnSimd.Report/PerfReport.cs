@@ -6,8 +6,9 @@ namespace RnnSimd.Report;
 /// <summary>
 /// The --report DIR mode. From DIR/summary.json (one row per workload, cell, threads and implementation; written by
 /// `RnnSimd.Peers --summarize`) and DIR/latency-s1.json (if present; `RnnSimd.Benchmarks --latency`) writes
-/// DIR/performance.md (a table per workload: RnnSimd's median beside each peer's, RnnSimd's speed relative to the
-/// peer, allocated bytes; then the latency distribution), DIR/performance.png (grouped log-scale bars) and, given a
+/// DIR/performance.md (a table per workload at float32: RnnSimd's median beside each peer's, RnnSimd's speed relative
+/// to the peer, allocated bytes; the reduced-precision table of S1 and S2; then the latency distribution),
+/// DIR/performance.png (grouped log-scale bars, float32) and, given a
 /// README, replaces the text between its <see cref="BeginMarker"/> and <see cref="EndMarker"/> with the same tables,
 /// linked to the PNG and the raw files. Anything not measured is shown as "–".
 /// </summary>
@@ -122,6 +123,10 @@ internal static class PerfReport
                 WorkloadTable(s, workload, data.Rows);
                 s.AppendLine();
             }
+            s.AppendLine($"{heading} Reduced precision (issue 11): S1 and S2 with bf16 and int8 weights");
+            s.AppendLine();
+            ReducedTable(s, data.Rows);
+            s.AppendLine();
         }
         else
         {
@@ -140,10 +145,10 @@ internal static class PerfReport
                 + (files.Contains("peers/") ? " (BenchmarkDotNet reports, verify.txt, versions.txt)" : "") + ".");
     }
 
-    /// <summary>One row per cell and thread count (expected ones always, "–" where missing), one column per implementation.</summary>
+    /// <summary>One row per cell and thread count (expected ones always, "–" where missing), one column per implementation; float32 weights.</summary>
     internal static void WorkloadTable(StringBuilder s, string workload, IReadOnlyList<Row> allRows)
     {
-        var rows = allRows.Where(r => r.Workload == workload).ToList();
+        var rows = allRows.Where(r => r.Workload == workload && r.Precision == Row.Float32).ToList();
         var impls = Layout.Merge(Layout.ImplsFor(workload), rows.Select(r => r.Impl));
         var cells = Layout.Merge(Layout.Cells, rows.Select(r => r.Cell));
         var threads = Layout.Merge(Layout.Threads, rows.Select(r => r.Threads).Order());
@@ -169,6 +174,47 @@ internal static class PerfReport
         if (r.AllocatedBytes is long b) parts.Add(Units.Bytes(b));
         return string.Join("<br>", parts);
     }
+
+    /// <summary>
+    /// S1 and S2 per cell at each weight precision, 1 thread: RnnSimd's time (and its speed against its own float32
+    /// row), ONNX Runtime at the same precision where it has one (float32: its LSTM / GRU / RNN operator; int8: the
+    /// DynamicQuantizeLSTM contrib operator), and the memory of RnnSimd's network in that form against float32.
+    /// </summary>
+    internal static void ReducedTable(StringBuilder s, IReadOnlyList<Row> allRows)
+    {
+        var rows = allRows.Where(r => r.Threads == 1 && Layout.ReducedWorkloads.Contains(r.Workload)).ToList();
+        var byKey = rows.GroupBy(r => (r.Workload, r.Cell, r.Impl, r.Precision)).ToDictionary(g => g.Key, g => g.Last());
+        s.AppendLine("Every network here is the float32 network of the tables above converted by `ToInference(Precision.BFloat16 / Int8)` "
+            + "(same weights); reduced networks step every row on one thread, so all rows are 1 thread (the float32 rows repeat "
+            + "the tables above). **vs float32**: RnnSimd's speed against its own float32 row. **OnnxRuntime** at the same "
+            + "precision: float32 its LSTM / GRU / RNN operator, int8 the `com.microsoft.DynamicQuantizeLSTM` contrib operator "
+            + "given RnnSimd's int8 codes and per-row scales (ORT quantizes the activations its own way, so the outputs "
+            + "differ by the activation quantization: see `peers/verify.txt`); it has no bf16 or quantized GRU / RNN. "
+            + "**step weights**: the packed weight bytes one batch-1 step reads (`StepWeightBytes`); **network**: the managed "
+            + "bytes the network object keeps (parameters, packed forms; a reduced network also keeps its dequantized float32 "
+            + "parameters), each with its ratio to float32.");
+        s.AppendLine();
+        s.AppendLine("| workload | cell | precision | RnnSimd | vs float32 | OnnxRuntime | step weights | network |");
+        s.AppendLine("|---|---|---|---:|---:|---:|---:|---:|");
+        foreach (var workload in Layout.ReducedWorkloads)
+            foreach (var cell in Layout.Merge(Layout.Cells, rows.Where(r => r.Workload == workload).Select(r => r.Cell)))
+                foreach (var precision in Layout.Merge(Layout.Precisions, rows.Where(r => r.Workload == workload && r.Cell == cell).Select(r => r.Precision)))
+                {
+                    byKey.TryGetValue((workload, cell, Layout.RnnSimd, precision), out var mine);
+                    byKey.TryGetValue((workload, cell, Layout.RnnSimd, Row.Float32), out var float32);
+                    byKey.TryGetValue((workload, cell, Layout.OnnxRuntime, precision), out var ort);
+                    string time = mine is null ? Dash : $"**{Units.Time(mine.MedianNs)}**" + (mine.AllocatedBytes is long b ? $"<br>{Units.Bytes(b)}" : "");
+                    string speed = mine is null || float32 is null ? Dash
+                        : precision == Row.Float32 ? "1x" : Units.Speedup(float32.MedianNs, mine.MedianNs);
+                    string peer = ort is null ? Dash : Entry(ort, mine, 1);
+                    s.AppendLine($"| {workload} | {cell} | {precision} | {time} | {speed} | {peer} | "
+                        + $"{Memory(mine?.StepWeightBytes, float32?.StepWeightBytes)} | {Memory(mine?.ModelBytes, float32?.ModelBytes)} |");
+                }
+    }
+
+    /// <summary>"320 KB&lt;br&gt;0.25x" (bytes, and their ratio to float32's); "–" when unknown.</summary>
+    private static string Memory(long? bytes, long? float32) =>
+        bytes is not long b ? Dash : float32 is long f && f > 0 && f != b ? $"{Units.Bytes(b)}<br>{Units.Fraction((double)b / f)}" : Units.Bytes(b);
 
     internal static void LatencyTable(StringBuilder s, LatencyReport lat)
     {

@@ -28,11 +28,17 @@ internal static class Units
     /// RnnSimd against a peer from their times: ratio = peer / RnnSimd; "RnnSimd 4.20x faster" when the peer takes 4.2
     /// times as long, "RnnSimd 2.00x slower" when it takes half.
     /// </summary>
-    public static string Ratio(double peerNs, double rnnSimdNs)
+    public static string Ratio(double peerNs, double rnnSimdNs) => "RnnSimd " + Speedup(peerNs, rnnSimdNs);
+
+    /// <summary>A's speed against B's from their times: "3.55x faster" when B takes 3.55 times as long, "1.20x slower" when A takes longer.</summary>
+    public static string Speedup(double baseNs, double ns)
     {
-        double r = peerNs / rnnSimdNs;
-        return r >= 1 ? $"RnnSimd {Sig(r)}x faster" : $"RnnSimd {Sig(1 / r)}x slower";
+        double r = baseNs / ns;
+        return r >= 1 ? $"{Sig(r)}x faster" : $"{Sig(1 / r)}x slower";
     }
+
+    /// <summary>A ratio of sizes: "0.25x", "1.50x".</summary>
+    public static string Fraction(double ratio) => $"{Sig(ratio)}x";
 
     public static string Count(long n) => n.ToString("N0", Inv);
 

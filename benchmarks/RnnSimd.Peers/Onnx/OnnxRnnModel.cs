@@ -24,7 +24,8 @@ internal static class OnnxRnnModel
     /// <summary>IR version 7 is the one that came with opset 14 (ONNX 1.9).</summary>
     public const int IrVersion = 7;
 
-    private const int TensorFloat = 1;                       // TensorProto.DataType.FLOAT
+    private const int TensorFloat = 1, TensorInt8 = 3;       // TensorProto.DataType.FLOAT, INT8
+    private const string MicrosoftDomain = "com.microsoft";
     private const int AttrInt = 2, AttrStrings = 8;          // AttributeProto.AttributeType
 
     /// <summary>For each ONNX gate block in order, the PyTorch block it comes from.</summary>
@@ -59,15 +60,90 @@ internal static class OnnxRnnModel
 
         float[] w = Reorder(p["weight_ih_l0"], cell, H, I);                        // (G*H, I), ONNX order
         float[] r = Reorder(p["weight_hh_l0"], cell, H, H);                        // (G*H, H), ONNX order
-        var b = new float[2 * G * H];                                              // [Wb | Rb]
+        float[] b = Biases(net);
+        string opType = cell switch { CellType.Lstm => "LSTM", CellType.Gru => "GRU", _ => "RNN" };
+        return Write(net, steps, batch, step, opType, domain: "", [], $"{o.CellName}_{(step ? "step" : "sequence")}",
+            n =>
+            {
+                if (cell == CellType.Gru)
+                    n.Message(5, a => a.String(1, "linear_before_reset").Varint(3, o.GruLinearBeforeReset ? 1 : 0).Varint(20, AttrInt));
+                if (cell is CellType.RnnTanh or CellType.RnnRelu)
+                    n.Message(5, a => a.String(1, "activations").String(9, cell == CellType.RnnTanh ? "Tanh" : "Relu").Varint(20, AttrStrings));
+            },
+            g =>
+            {
+                Initializer(g, "W", [1, G * H, I], w);
+                Initializer(g, "R", [1, G * H, H], r);
+                Initializer(g, "B", [1, 2 * G * H], b);
+            });
+    }
+
+    /// <summary>
+    /// The serialized ModelProto running an int8 RnnSimd LSTM (<see cref="RecurrentNetwork.ToInference"/> with
+    /// <see cref="Precision.Int8"/>) through ONNX Runtime's contrib operator com.microsoft.DynamicQuantizeLSTM, with the
+    /// very codes and per-row scales RnnSimd computes with (<see cref="RecurrentNetwork.GetReducedWeights"/>): W int8
+    /// [1, I, 4H] and R int8 [1, H, 4H] (ORT's layout: the transpose of PyTorch's (4H, I) / (4H, H), gate blocks in
+    /// ONNX's order i, o, f, c), W_scale / R_scale [1, 4H] (per channel: one scale per output row, reordered alike),
+    /// int8 zero points 0 (symmetric, as ORT requires for int8 weights), B [1, 8H] float32. Graph shapes and state
+    /// handling as <see cref="Build"/>. ORT quantizes the activations its own way (X for the whole call and h at each
+    /// step, asymmetric uint8 with a zero point) where RnnSimd quantizes x and h symmetrically to int8 each step, so the
+    /// two agree only to the activation quantization's error, not bitwise.
+    /// </summary>
+    public static byte[] BuildDynamicQuantizedLstm(RecurrentNetwork net, int steps, int batch, bool step)
+    {
+        var o = net.Options;
+        if (o.Cell != CellType.Lstm || net.Precision != Precision.Int8)
+            throw new ArgumentException($"DynamicQuantizeLSTM takes an int8 LSTM; got a {net.Precision.Name()} {o.CellName} network.", nameof(net));
+        if (o.NumLayers != 1 || o.Bidirectional || o.Reverse || o.ProjSize != 0 || o.Peepholes || o.CoupledInputForget || o.Clip > 0
+            || o.ActivationF is not null || o.ActivationG is not null || o.ActivationH is not null)
+            throw new NotSupportedException("only single-layer, forward LSTMs without projection, peepholes, coupling, clip or other activations are exported.");
+        int I = o.InputSize, H = o.HiddenSize, G = o.GateCount;
+        var reduced = net.GetReducedWeights().ToDictionary(t => t.Name);
+        var (w, wScale) = TransposedCodes(reduced["weight_ih_l0"], H);             // [I, 4H], [4H]
+        var (r, rScale) = TransposedCodes(reduced["weight_hh_l0"], H);             // [H, 4H], [4H]
+        float[] b = Biases(net);
+        var zeros = new byte[G * H];
+        // Inputs 0-7 as the LSTM operator's (P, index 7, none), then the quantization parameters.
+        return Write(net, steps, batch, step, "DynamicQuantizeLSTM", MicrosoftDomain, ["W_scale", "W_zero_point", "R_scale", "R_zero_point"],
+            $"lstm_int8_{(step ? "step" : "sequence")}", _ => { },
+            g =>
+            {
+                Initializer(g, "W", [1, I, G * H], TensorInt8, w);
+                Initializer(g, "R", [1, H, G * H], TensorInt8, r);
+                Initializer(g, "B", [1, 2 * G * H], b);
+                Initializer(g, "W_scale", [1, G * H], wScale);
+                Initializer(g, "W_zero_point", [1, G * H], TensorInt8, zeros);
+                Initializer(g, "R_scale", [1, G * H], rScale);
+                Initializer(g, "R_zero_point", [1, G * H], TensorInt8, zeros);
+            });
+    }
+
+    /// <summary>[Wb | Rb] (2*G*H) in ONNX's gate order; zeros without biases.</summary>
+    private static float[] Biases(RecurrentNetwork net)
+    {
+        var o = net.Options;
+        int GH = o.GateCount * o.HiddenSize;
+        var b = new float[2 * GH];
         if (o.Bias)
         {
-            Reorder(p["bias_ih_l0"], cell, H, 1).CopyTo(b, 0);
-            Reorder(p["bias_hh_l0"], cell, H, 1).CopyTo(b, G * H);
+            Reorder(net.Parameters["bias_ih_l0"], o.Cell, o.HiddenSize, 1).CopyTo(b, 0);
+            Reorder(net.Parameters["bias_hh_l0"], o.Cell, o.HiddenSize, 1).CopyTo(b, GH);
         }
+        return b;
+    }
 
-        bool lstm = cell == CellType.Lstm;
-        string opType = cell switch { CellType.Lstm => "LSTM", CellType.Gru => "GRU", _ => "RNN" };
+    /// <summary>
+    /// The one-node model: the node (inputs X, W, R, B, then for the step graph sequence_lens "", initial_h (, initial_c);
+    /// <paramref name="extraInputs"/> from index 8 on, the optional inputs before them left empty), its attributes
+    /// (hidden_size, then <paramref name="attributes"/>), the initializers, the graph's inputs and outputs (see the type's
+    /// summary), and the opset imports (the default domain, and <paramref name="domain"/> at version 1 if it is another).
+    /// </summary>
+    private static byte[] Write(RecurrentNetwork net, int steps, int batch, bool step, string opType, string domain, string[] extraInputs,
+        string graphName, Action<ProtoWriter> attributes, Action<ProtoWriter> initializers)
+    {
+        var o = net.Options;
+        int I = o.InputSize, H = o.HiddenSize;
+        bool lstm = o.Cell == CellType.Lstm;
         var nodeInputs = new List<string> { "X", "W", "R", "B" };
         var nodeOutputs = new List<string>();
         var graphInputs = new List<(string, long[])> { ("X", [steps, batch, I]) };
@@ -90,6 +166,11 @@ internal static class OnnxRnnModel
             graphOutputs.Add(("Y", [steps, 1, batch, H]));
             graphOutputs.Add(("Y_h", [1, batch, H]));
         }
+        if (extraInputs.Length > 0)
+        {
+            while (nodeInputs.Count < 8) nodeInputs.Add("");                       // optional inputs not given
+            nodeInputs.AddRange(extraInputs);
+        }
 
         var model = new ProtoWriter()
             .Varint(1, IrVersion)                                                  // ModelProto.ir_version
@@ -103,20 +184,39 @@ internal static class OnnxRnnModel
                     n.String(3, opType.ToLowerInvariant());                        // name
                     n.String(4, opType);                                           // op_type
                     n.Message(5, a => a.String(1, "hidden_size").Varint(3, H).Varint(20, AttrInt));
-                    if (cell == CellType.Gru)
-                        n.Message(5, a => a.String(1, "linear_before_reset").Varint(3, o.GruLinearBeforeReset ? 1 : 0).Varint(20, AttrInt));
-                    if (cell is CellType.RnnTanh or CellType.RnnRelu)
-                        n.Message(5, a => a.String(1, "activations").String(9, cell == CellType.RnnTanh ? "Tanh" : "Relu").Varint(20, AttrStrings));
+                    attributes(n);
+                    if (domain.Length > 0) n.String(7, domain);                    // domain
                 });
-                g.String(2, $"{o.CellName}_{(step ? "step" : "sequence")}");   // GraphProto.name
-                Initializer(g, "W", [1, G * H, I], w);
-                Initializer(g, "R", [1, G * H, H], r);
-                Initializer(g, "B", [1, 2 * G * H], b);
+                g.String(2, graphName);                                            // GraphProto.name
+                initializers(g);
                 foreach (var (name, shape) in graphInputs) ValueInfo(g, 11, name, shape);
                 foreach (var (name, shape) in graphOutputs) ValueInfo(g, 12, name, shape);
             })
             .Message(8, op => op.String(1, "").Varint(2, Opset));                 // opset_import: the default domain
+        if (domain.Length > 0) model.Message(8, op => op.String(1, domain).Varint(2, 1));   // and the operator's, version 1
         return model.ToArray();
+    }
+
+    /// <summary>
+    /// An int8 tensor (4H, K) in PyTorch's gate order → ORT's (K, 4H) codes as bytes, gate blocks in ONNX's order, and
+    /// its per-row scales reordered alike: ORT column j is RnnSimd row j of the reordered matrix.
+    /// </summary>
+    internal static (byte[] Codes, float[] Scales) TransposedCodes(QuantizedTensor t, int hidden)
+    {
+        int rows = t.Rows, cols = t.Cols;
+        var order = GateOrder(CellType.Lstm);
+        if (t.Precision != Precision.Int8 || rows != order.Length * hidden)
+            throw new ArgumentException($"{t}: expected int8 ({order.Length * hidden}, {cols}).", nameof(t));
+        var codes = new byte[rows * cols];                                         // (cols, rows): [k, j]
+        var scales = new float[rows];
+        for (int k = 0; k < order.Length; k++)
+            for (int u = 0; u < hidden; u++)
+            {
+                int j = k * hidden + u, src = order[k] * hidden + u;               // ONNX row j ← PyTorch row src
+                scales[j] = t.Scales[src];
+                for (int c = 0; c < cols; c++) codes[c * rows + j] = unchecked((byte)t.Codes[src * cols + c]);
+            }
+        return (codes, scales);
     }
 
     /// <summary>GraphProto.initializer (5): a TensorProto with dims (1), data_type (2), name (8), raw_data (9).</summary>
@@ -126,6 +226,15 @@ internal static class OnnxRnnModel
         t.Varint(2, TensorFloat);
         t.String(8, name);
         t.RawFloats(9, values);
+    });
+
+    /// <summary>An initializer of another element type, its little-endian bytes given as they are.</summary>
+    private static void Initializer(ProtoWriter g, string name, long[] dims, int dataType, byte[] raw) => g.Message(5, t =>
+    {
+        foreach (long d in dims) t.Varint(1, d);
+        t.Varint(2, dataType);
+        t.String(8, name);
+        t.Bytes(9, raw);
     });
 
     /// <summary>GraphProto.input (11) / output (12): ValueInfoProto { name, type { tensor_type { elem_type, shape { dim { dim_value } } } } }.</summary>

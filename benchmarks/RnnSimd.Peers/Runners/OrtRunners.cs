@@ -7,14 +7,20 @@ namespace RnnSimd.Peers.Runners;
 /// <summary>
 /// What every ONNX Runtime runner shares: the session (CPU provider, graph optimizations on (ORT_ENABLE_ALL),
 /// IntraOpNumThreads = the case's threads, InterOpNumThreads = 1, sequential execution; spinning left at ORT's default)
-/// and the model built from RnnSimd's weights by <see cref="OnnxRnnModel"/>. Inputs and outputs are OrtValues over
-/// pinned managed arrays made once, bound once through an OrtIoBinding: a run copies nothing in or out.
+/// and the model built from RnnSimd's weights by <see cref="OnnxRnnModel"/> (the float32 LSTM / GRU / RNN operator, or
+/// for an int8 LSTM the contrib operator DynamicQuantizeLSTM with RnnSimd's codes and scales). Inputs and outputs are
+/// OrtValues over pinned managed arrays made once, bound once through an OrtIoBinding: a run copies nothing in or out.
 /// </summary>
 internal abstract class OrtRunner : IDisposable
 {
     protected readonly InferenceSession Session;
     protected readonly RunOptions RunOptions = new();
     private readonly List<IDisposable> _owned = [];
+
+    /// <summary>The model of <paramref name="net"/> at (steps, batch): DynamicQuantizeLSTM for an int8 network, else the float32 operator.</summary>
+    protected static byte[] ModelOf(RecurrentNetwork net, int steps, int batch, bool step) => net.Precision == Precision.Int8
+        ? OnnxRnnModel.BuildDynamicQuantizedLstm(net, steps, batch, step)
+        : OnnxRnnModel.Build(net, steps, batch, step);
 
     protected OrtRunner(RecurrentNetwork net, int steps, int batch, bool step, int threads)
     {
@@ -25,7 +31,7 @@ internal abstract class OrtRunner : IDisposable
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
         };
-        Session = new InferenceSession(OnnxRnnModel.Build(net, steps, batch, step), options);
+        Session = new InferenceSession(ModelOf(net, steps, batch, step), options);
     }
 
     /// <summary>An OrtValue over <paramref name="data"/> (pinned for the value's life).</summary>
@@ -64,6 +70,9 @@ internal sealed class OrtStep : OrtRunner, IRunner
     private int _turn;
 
     public OrtStep(Workload w, string cell, int threads) : this(w, w.CreateNetwork(cell), threads) { }
+
+    /// <summary>S1 through DynamicQuantizeLSTM with the codes and scales of RnnSimd's int8 LSTM.</summary>
+    public static OrtStep Int8Lstm(Workload w, int threads) => new(w, w.CreateNetwork("lstm", Precision.Int8), threads);
 
     private OrtStep(Workload w, RecurrentNetwork net, int threads) : base(net, 1, 1, step: true, threads)
     {
@@ -125,7 +134,12 @@ internal sealed class OrtSequence : OrtRunner, IRunner
     private readonly OrtIoBinding _binding;
     private readonly float[] _y, _hN;
 
-    public OrtSequence(Workload w, string cell, int threads) : base(w.CreateNetwork(cell), w.Steps, w.Batch, step: false, threads)
+    public OrtSequence(Workload w, string cell, int threads) : this(w, w.CreateNetwork(cell), threads) { }
+
+    /// <summary>S2 through DynamicQuantizeLSTM with the codes and scales of RnnSimd's int8 LSTM.</summary>
+    public static OrtSequence Int8Lstm(Workload w, int threads) => new(w, w.CreateNetwork("lstm", Precision.Int8), threads);
+
+    private OrtSequence(Workload w, RecurrentNetwork net, int threads) : base(net, w.Steps, w.Batch, step: false, threads)
     {
         int T = w.Steps, B = w.Batch, H = w.Hidden;
         _y = new float[T * B * H];

@@ -4,16 +4,19 @@ using RnnSimd.Layers;
 
 namespace RnnSimd.Peers.Runners;
 
-/// <summary>S1 through RnnSimd: <see cref="RecurrentNetwork.Step"/>, batch 1, state object carried (as the main project's S1).</summary>
+/// <summary>
+/// S1 through RnnSimd: <see cref="RecurrentNetwork.Step"/>, batch 1, state object carried (as the main project's S1), on
+/// the float32 network or the one converted to bf16 / int8.
+/// </summary>
 internal sealed class RnnSimdStep : IRunner
 {
     private readonly RecurrentNetwork _net;
     private readonly RecurrentState _state;
     private readonly float[] _x, _y;
 
-    public RnnSimdStep(Workload w, string cell)
+    public RnnSimdStep(Workload w, string cell, Precision precision = Precision.Float32)
     {
-        _net = w.CreateNetwork(cell);
+        _net = w.CreateNetwork(cell, precision);
         _state = _net.CreateState(1);
         _x = w.CreateInput();                                     // (1, I)
         _y = new float[w.Hidden];                                 // (1, H)
@@ -37,7 +40,10 @@ internal sealed class RnnSimdStep : IRunner
     public void Dispose() { }
 }
 
-/// <summary>S2, S3 through RnnSimd: one inference-mode <see cref="RecurrentNetwork.Forward"/>, zero initial state, output and h_n written (as the main project's).</summary>
+/// <summary>
+/// S2, S3 through RnnSimd: one inference-mode <see cref="RecurrentNetwork.Forward"/>, zero initial state, output and h_n
+/// written (as the main project's), on the float32 network or the one converted to bf16 / int8.
+/// </summary>
 internal sealed class RnnSimdSequence : IRunner
 {
     private readonly RecurrentNetwork _net;
@@ -45,9 +51,9 @@ internal sealed class RnnSimdSequence : IRunner
     private readonly int _steps, _batch;
     private readonly float[] _x, _y, _hN;
 
-    public RnnSimdSequence(Workload w, string cell)
+    public RnnSimdSequence(Workload w, string cell, Precision precision = Precision.Float32)
     {
-        _net = w.CreateNetwork(cell);
+        _net = w.CreateNetwork(cell, precision);
         _steps = w.Steps; _batch = w.Batch;
         _ws = _net.CreateInferenceWorkspace(_steps, _batch);       // records nothing (as no_grad / ORT)
         _x = w.CreateInput();                                     // (T, B, I)
@@ -154,26 +160,28 @@ internal sealed class RnnSimdServe : IRunner
 /// <summary>
 /// S1's and S4's reference for the check: the K steps as ONE RnnSimd <see cref="RecurrentNetwork.Forward"/> over the
 /// input repeated K times, batch 1 (S1) or N (S4) (sequence path, not the step path or the stepper), so RnnSimd's own
-/// runners are checked against something else.
+/// runners are checked against something else. A reduced network records nothing, so it runs inference Forward.
 /// </summary>
 internal sealed class RnnSimdStepReference : IRunner
 {
     private readonly Workload _w;
     private readonly string _cell;
+    private readonly Precision _precision;
 
-    public RnnSimdStepReference(Workload w, string cell) { _w = w; _cell = cell; }
+    public RnnSimdStepReference(Workload w, string cell, Precision precision = Precision.Float32) { _w = w; _cell = cell; _precision = precision; }
 
     public void Run() => throw new NotSupportedException("a reference is not timed.");
 
     public IReadOnlyList<Quantity> Check()
     {
         int K = Protocol.CheckSteps, B = _w.Batch, I = _w.Input, H = _w.Hidden;
-        var net = _w.CreateNetwork(_cell);
+        var net = _w.CreateNetwork(_cell, _precision);
         var x1 = _w.CreateInput();                                // (B, I)
         var x = new float[K * B * I];                             // (K, B, I): the same input every step
         for (int k = 0; k < K; k++) x1.CopyTo(x, k * B * I);
         var y = new float[K * B * H];                             // (K, B, H)
-        net.Forward(x, K, B, [], [], y, [], [], net.CreateWorkspace(K, B));
+        var ws = _precision == Precision.Float32 ? net.CreateWorkspace(K, B) : net.CreateInferenceWorkspace(K, B);
+        net.Forward(x, K, B, [], [], y, [], [], ws);
         return [new("y", y)];
     }
 

@@ -34,6 +34,34 @@ public class ReportTests
     }
 
     [Fact]
+    public void Reduced_precision_rows_stay_out_of_the_float32_tables_and_fill_their_own()
+    {
+        var rows = new[]
+        {
+            R("S1", "lstm", 1, "RnnSimd", 12_000) with { StepWeightBytes = 1 << 20, ModelBytes = 3 << 20 },
+            R("S1", "lstm", 1, "RnnSimd", 4_000) with { Precision = "int8", StepWeightBytes = 1 << 18, ModelBytes = 1 << 20 },
+            R("S1", "lstm", 1, "OnnxRuntime", 20_000, null) with { Precision = "int8" },
+            R("S1", "lstm", 1, "OnnxRuntime", 24_000),
+            R("S1", "lstm", 2, "RnnSimd", 9_000),                // 2 threads: only in the float32 table
+            R("S2", "gru", 1, "RnnSimd", 2e6) with { Precision = "bf16" },
+        };
+        var s = new StringBuilder();
+        PerfReport.WorkloadTable(s, "S1", rows);
+        Assert.Contains("| lstm | 1 | **12.0 µs**<br>0 B | – | – | 24.0 µs<br>RnnSimd 2.00x faster<br>0 B |", s.ToString());
+        Assert.DoesNotContain("4.00 µs", s.ToString());
+
+        s.Clear();
+        PerfReport.ReducedTable(s, rows);
+        string[] lines = s.ToString().ReplaceLineEndings("\n").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("| workload | cell | precision | RnnSimd | vs float32 | OnnxRuntime | step weights | network |", lines[1]);
+        Assert.Equal(3 + 2 * 3 * 3, lines.Length);              // text, header, rule, S1/S2 x 3 cells x 3 precisions
+        Assert.Equal("| S1 | lstm | float32 | **12.0 µs**<br>0 B | 1x | 24.0 µs<br>RnnSimd 2.00x faster<br>0 B | 1.00 MB | 3.00 MB |", lines[3]);
+        Assert.Equal("| S1 | lstm | bf16 | – | – | – | – | – |", lines[4]);
+        Assert.Equal("| S1 | lstm | int8 | **4.00 µs**<br>0 B | 3.00x faster | 20.0 µs<br>RnnSimd 5.00x faster | 256 KB<br>0.25x | 1.00 MB<br>0.33x |", lines[5]);
+        Assert.Equal("| S2 | gru | bf16 | **2.00 ms**<br>0 B | – | – | – | – |", lines[16]);
+    }
+
+    [Fact]
     public void Training_tables_list_RnnSimd_even_before_it_is_measured()
     {
         var s = new StringBuilder();
@@ -78,6 +106,14 @@ public class ReportTests
              {"cell":"gru","impl":"LibTorch","median_ns":3}]
             """, warnings);
         Assert.Equal([R("S1", "lstm", 2, "RnnSimd", 11.5), R("S1", "gru", 1, "LibTorch", 20, null)], rows);
+        Assert.Equal(3, warnings.Count);
+
+        rows = PerfData.ReadSummary("""
+            [{"workload":"S1","cell":"lstm","impl":"RnnSimd","median_ns":12,"allocated_bytes":0,"step_weight_bytes":1310720,"model_bytes":3000000},
+             {"workload":"S1","cell":"lstm","impl":"RnnSimd","precision":"int8","median_ns":4,"allocated_bytes":0,"step_weight_bytes":331776}]
+            """, warnings);
+        Assert.Equal([R("S1", "lstm", 1, "RnnSimd", 12) with { StepWeightBytes = 1310720, ModelBytes = 3000000 },
+            R("S1", "lstm", 1, "RnnSimd", 4) with { Precision = "int8", StepWeightBytes = 331776 }], rows);   // precision keys apart
         Assert.Equal(3, warnings.Count);
     }
 
