@@ -86,6 +86,7 @@ internal static partial class Commands
 
         AddTrainingCommands(root, o, e);
         AddOnnxCommands(root, o, e);
+        root.Subcommands.Add(QuantizeCommand.Create(o));
         return root;
     }
 
@@ -104,6 +105,7 @@ internal static partial class Commands
         o.WriteLine("kernel sets:");
         foreach (var set in KernelSet.All)
             o.WriteLine($"  {set.Name,-7} {(set.IsSupported ? "supported  " : "unsupported")} {set.Description}");
+        QuantizeCommand.PrintPrecisions(o);
         o.WriteLine("CPU/runtime features:");
         o.WriteLine($"  Vector512.IsHardwareAccelerated={Vector512.IsHardwareAccelerated} Vector256.IsHardwareAccelerated={Vector256.IsHardwareAccelerated}");
         o.WriteLine($"  Avx512F={Avx512F.IsSupported} Avx2={Avx2.IsSupported} Fma={Fma.IsSupported} Avx={Avx.IsSupported} Sse42={Sse42.IsSupported}");

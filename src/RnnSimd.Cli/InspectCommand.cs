@@ -31,6 +31,13 @@ internal static class InspectCommand
             o.WriteLine("metadata:");
             foreach (var (key, value) in file.Metadata) o.WriteLine($"  {Printable(key)}: {Printable(value)}");
         }
+        if (file.Metadata.TryGetValue(StateDict.PrecisionKey, out var precision))
+            o.WriteLine($"precision: {Printable(precision)}" + precision switch
+            {
+                "int8" => $" (weight matrices I8 (rows, cols) in [-127, 127], each with per-row F32 scales '<name>{StateDict.ScaleSuffix}' (rows): w = q * scale; the rest F32)",
+                "bf16" => " (weight matrices BF16 (rows, cols); the rest F32)",
+                _ => "",
+            });
         if (file.Tensors.Count == 0) return 0;
 
         // Columns line up for names and shapes up to 60 characters; longer ones just push their line wider.
@@ -42,9 +49,32 @@ internal static class InspectCommand
             string line = $"  {Printable(t.Name).PadRight(nameWidth)}  {t.DType.ToFormatString(),-7}  {t.ShapeString.PadRight(shapeWidth)}  {t.ByteLength,10} B";
             if (t.DType.IsReadableAsFloat() && t.ElementCount > 0)
                 line += "  " + Summary(file.ReadFloats(t.Name));
+            else if (t.DType == SafeTensorsDType.I8 && t.ElementCount > 0)
+                line += "  " + CodeSummary(file.GetBytes(t.Name).Span);
             o.WriteLine(line.TrimEnd());
         }
+        o.WriteLine("bytes by dtype: " + string.Join(", ", file.Tensors.GroupBy(t => t.DType).OrderBy(g => g.Key)
+            .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key.ToFormatString()} {g.Sum(t => t.ByteLength):N0} in {g.Count()} tensor(s)"))));
+        var scales = file.Tensors.Where(t => t.Name.EndsWith(StateDict.ScaleSuffix, StringComparison.Ordinal) && t.DType.IsReadableAsFloat()
+            && file.TryGetTensor(t.Name[..^StateDict.ScaleSuffix.Length], out var m) && m.DType == SafeTensorsDType.I8).ToList();
+        if (scales.Count > 0)
+            o.WriteLine($"int8 scales: {scales.Sum(t => t.ElementCount)} rows in {scales.Count} matrices, "
+                + Summary(scales.SelectMany(t => file.ReadFloats(t.Name)).ToArray()));
         return 0;
+    }
+
+    /// <summary>min / max of int8 codes and how many are -128 (outside the symmetric range RnnSimd writes).</summary>
+    private static string CodeSummary(ReadOnlySpan<byte> bytes)
+    {
+        var codes = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(bytes);
+        int min = sbyte.MaxValue, max = sbyte.MinValue, outside = 0;
+        foreach (sbyte c in codes)
+        {
+            min = Math.Min(min, c);
+            max = Math.Max(max, c);
+            if (c == sbyte.MinValue) outside++;
+        }
+        return $"codes min={min} max={max}" + (outside > 0 ? $" (-128: {outside})" : "");
     }
 
     /// <summary>Names and metadata come from the file: escape control characters so that a hostile file cannot

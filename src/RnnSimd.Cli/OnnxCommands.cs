@@ -163,7 +163,7 @@ internal static partial class Commands
     }
 
     /// <summary>A PyTorch state_dict's options from its tensor names and shapes (PyTorch writes no metadata).</summary>
-    private static RecurrentOptions InferOptions(SafeTensorsFile file, string cell, string prefix)
+    internal static RecurrentOptions InferOptions(SafeTensorsFile file, string cell, string prefix)
     {
         var type = RecurrentOptions.ParseCell(cell);
         if (!file.TryGetTensor(prefix + "weight_ih_l0", out var wih) || wih.Shape.Count != 2)

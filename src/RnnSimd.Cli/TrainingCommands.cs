@@ -95,8 +95,16 @@ internal static partial class Commands
         var length = new Option<int>("--length") { DefaultValueFactory = _ => 500, Description = "Characters to sample." };
         var temperature = new Option<float>("--temperature") { DefaultValueFactory = _ => 0.8f, Description = "Sampling temperature (> 0)." };
         var sSeed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL, Description = "Seed." };
-        var sample = new Command("sample", "Sample text from a character-LM checkpoint.") { sCkpt, prime, length, temperature, sSeed };
-        sample.SetAction(pr => Sampler.Run(pr.GetValue(sCkpt)!, pr.GetValue(prime)!, pr.GetValue(length), pr.GetValue(temperature), pr.GetValue(sSeed), o));
+        var sPrecision = new Option<string?>("--precision") { Description = "float32, bf16 or int8: convert a float32 checkpoint's network first (default: the file's precision)." };
+        sPrecision.Validators.Add(r =>
+        {
+            try { PrecisionNames.Parse(r.GetValueOrDefault<string?>() ?? "", "--precision"); }
+            catch (ArgumentException ex) { r.AddError(ex.Message); }
+        });
+        var sample = new Command("sample", "Sample text from a character-LM checkpoint, or from its bf16 / int8 file (rnnsimd quantize).")
+            { sCkpt, prime, length, temperature, sSeed, sPrecision };
+        sample.SetAction(pr => Sampler.Run(pr.GetValue(sCkpt)!, pr.GetValue(prime)!, pr.GetValue(length), pr.GetValue(temperature), pr.GetValue(sSeed),
+            pr.GetValue(sPrecision) is { } p ? PrecisionNames.Parse(p, "--precision") : null, o));
         root.Subcommands.Add(sample);
     }
 
@@ -189,27 +197,14 @@ internal static partial class Commands
 /// <summary>Sampling from a character LM checkpoint with temperature and a priming string (streaming steps, batch 1).</summary>
 internal static class Sampler
 {
-    public static int Run(string checkpoint, string prime, int length, float temperature, ulong seed, TextWriter o)
+    /// <param name="precision">The network's precision (null: the file's); a float32 checkpoint is converted, the head stays float32.</param>
+    public static int Run(string checkpoint, string prime, int length, float temperature, ulong seed, Precision? precision, TextWriter o)
     {
         if (!(temperature > 0)) throw new ArgumentException($"--temperature must be positive, got {temperature}.");
         if (length < 0) throw new ArgumentException($"--length must be non-negative, got {length}.");
-        var file = RnnSimd.IO.SafeTensorsFile.Read(checkpoint);
-        if (!file.Metadata.TryGetValue("task", out var task) || task != "charlm" || !file.Metadata.TryGetValue("vocabulary", out var vocabText))
-            throw new InvalidDataException($"{checkpoint} is not a character-LM checkpoint.");
-        var config = CheckpointMetadata.Config(checkpoint, file.Metadata);
-        CheckpointMetadata.CheckNetworkTensors(checkpoint, config, file.Tensors);
-        int[] vocab = CheckpointMetadata.Vocabulary(checkpoint, file.Metadata);
+        var model = CharLmModel.Load(checkpoint).In(precision, checkpoint);
+        var (net, head, vocab) = (model.Network, model.Head, model.Vocabulary);
         int V = vocab.Length;
-        RecurrentNetwork net;
-        try { net = new RecurrentNetwork(new RecurrentOptions(config.Cell, V, config.Hidden, config.Layers)); }
-        catch (ArgumentException ex) { throw new InvalidDataException($"{checkpoint}: the checkpoint's network cannot be built: {ex.Message}", ex); }
-        RnnSimd.IO.StateDict.Load(net, file, "rnn.");
-        var head = new Linear(net.Options.OutputHidden, V);
-        foreach (var en in head.Parameters.Entries) file.ReadFloats("head." + en.Name, head.Parameters.View(en));
-        head.ParametersChanged();
-        var groups = new[] { new ParameterGroup("rnn.", net.Parameters, net.Gradients), new ParameterGroup("head.", head.Parameters, head.Gradients) };
-        if (NonFiniteCheck.FindParameter(groups) is { } bad)
-            throw new InvalidDataException($"{checkpoint}: parameter {bad.Name} [{bad.Index}] is {bad.Value.ToString(CultureInfo.InvariantCulture)}; a model with non-finite weights cannot be sampled.");
         var index = vocab.Select((v, i) => (v, i)).ToDictionary(p => p.v, p => p.i);
         var state = net.CreateState(1);
         float[] x = new float[V], h = new float[net.Options.OutputHidden], logits = new float[V];

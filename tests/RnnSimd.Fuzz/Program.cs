@@ -50,8 +50,8 @@ if (args is ["--make-corpus", var dir])
     var lmFile = SafeTensorsFile.Read(Path.Combine(dir, "charlm-lstm.safetensors"));
     var lmMeta = lmFile.Metadata.Where(kv => kv.Key is not ("format" or "rng" or "cursors" or "optimizer_step" or "kernels")).ToDictionary(kv => kv.Key, kv => kv.Value);
     lmMeta[StateDict.PrecisionKey] = "int8";
-    SafeTensorsWriter.Write(Path.Combine(dir, "charlm-lstm-int8.safetensors"),
-        StateDict.StoredTensors(lm.Network.ToInference(Precision.Int8), "rnn.").Concat(["head.weight", "head.bias"].Select(n =>
+    SafeTensorsWriter.WriteTensors(Path.Combine(dir, "charlm-lstm-int8.safetensors"),
+        StateDict.StoredTensors(lm.Network.ToInference(Precision.Int8), "rnn.").Concat(new[] { "head.weight", "head.bias" }.Select(n =>
             SafeTensor.F32(n, lmFile.GetTensor(n).Shape.Select(d => (int)d).ToArray(), lmFile.ReadFloats(n)))), lmMeta);
     return;
 }

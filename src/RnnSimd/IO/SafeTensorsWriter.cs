@@ -7,18 +7,17 @@ using System.Text.Json;
 
 namespace RnnSimd.IO;
 
-/// <summary>Writes F32 tensors as a safetensors file.</summary>
+/// <summary>Writes F32, BF16 and I8 tensors as a safetensors file.</summary>
 /// <remarks>
-/// Tensors are written in the order given, contiguously from offset 0; <c>__metadata__</c> (when given) comes first
-/// in the header; the header is padded with spaces to a multiple of 8 bytes, so the data buffer starts 8-aligned
-/// and every F32 tensor is 4-aligned in the file. All input is validated, and the header built, before any byte is
-/// written.
+/// Tensors are written contiguously from offset 0, largest element first and otherwise in the order given (F32, then
+/// BF16, then I8: a file of one dtype keeps the given order), and listed in the header in that data order;
+/// <c>__metadata__</c> (when given) comes first in the header; the header is padded with spaces to a multiple of 8
+/// bytes, so the data buffer starts 8-aligned and every tensor is aligned to its element size in the file. All input
+/// is validated, and the header built, before any byte is written.
 /// </remarks>
 public static class SafeTensorsWriter
 {
     private const string MetadataKey = "__metadata__";
-
-    private readonly record struct Entry(string Name, int[] Shape, ReadOnlyMemory<float> Data);
 
     /// <summary>
     /// Writes a safetensors file atomically: to a temporary file in the same directory, flushed to disk, then
@@ -31,7 +30,19 @@ public static class SafeTensorsWriter
     /// <exception cref="ArgumentException">A name is empty, repeated or <c>"__metadata__"</c>; a shape has a negative
     /// dimension or does not match its data's length; a string is not valid UTF-16.</exception>
     public static void Write(string path, IEnumerable<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> tensors,
-        IReadOnlyDictionary<string, string>? metadata = null)
+        IReadOnlyDictionary<string, string>? metadata = null) =>
+        WriteTensors(path, AsF32(tensors), metadata);
+
+    /// <summary>
+    /// Writes a safetensors file of F32, BF16 and I8 tensors atomically, as the F32 overload does: nothing is written
+    /// until all input is checked, and a failure leaves an existing file at <paramref name="path"/> as it was.
+    /// </summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="tensors">The tensors; each one's data holds the product of its shape elements, row-major.</param>
+    /// <param name="metadata">Optional <c>__metadata__</c> string pairs.</param>
+    /// <exception cref="ArgumentException">As for the F32 overload.</exception>
+    /// <remarks>Named apart from <c>Write</c> so that <c>Write(path, [])</c> stays unambiguous.</remarks>
+    public static void WriteTensors(string path, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var (entries, header) = Prepare(tensors, metadata);
@@ -62,22 +73,38 @@ public static class SafeTensorsWriter
     /// <param name="metadata">Optional <c>__metadata__</c> string pairs.</param>
     /// <exception cref="ArgumentException">Invalid input, as for the file overload; nothing has been written.</exception>
     public static void Write(Stream destination, IEnumerable<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> tensors,
-        IReadOnlyDictionary<string, string>? metadata = null)
+        IReadOnlyDictionary<string, string>? metadata = null) =>
+        WriteTensors(destination, AsF32(tensors), metadata);
+
+    /// <summary>Writes a safetensors file of F32, BF16 and I8 tensors to a stream (not atomic).</summary>
+    /// <param name="destination">The stream to write to, from its current position.</param>
+    /// <param name="tensors">The tensors; each one's data holds the product of its shape elements, row-major.</param>
+    /// <param name="metadata">Optional <c>__metadata__</c> string pairs.</param>
+    /// <exception cref="ArgumentException">Invalid input, as for the file overload; nothing has been written.</exception>
+    public static void WriteTensors(Stream destination, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(destination);
         var (entries, header) = Prepare(tensors, metadata);
         WriteBody(destination, header, entries);
     }
 
-    /// <summary>Validates the input and builds length prefix + padded header JSON.</summary>
-    private static (List<Entry>, byte[]) Prepare(IEnumerable<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> tensors,
-        IReadOnlyDictionary<string, string>? metadata)
+    private static IEnumerable<SafeTensor> AsF32(IEnumerable<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> tensors)
     {
         ArgumentNullException.ThrowIfNull(tensors);
-        var entries = new List<Entry>();
+        return tensors.Select(t => SafeTensor.F32(t.Name, t.Shape, t.Data));
+    }
+
+    /// <summary>Validates the input, orders the data (largest element first, stable) and builds length prefix + padded header JSON.</summary>
+    private static (List<SafeTensor>, byte[]) Prepare(IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var entries = new List<SafeTensor>();
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (name, shape, data) in tensors)
+        foreach (var tensor in tensors)
         {
+            var (name, shape, length) = (tensor.Name, tensor.Shape, tensor.Length);
+            if (tensor.DType is not (SafeTensorsDType.F32 or SafeTensorsDType.BF16 or SafeTensorsDType.I8))
+                throw new ArgumentException($"Tensor #{entries.Count} has no data (a default SafeTensor).", nameof(tensors));
             if (string.IsNullOrEmpty(name))
                 throw new ArgumentException($"Tensor #{entries.Count} has an empty name.", nameof(tensors));
             if (name == MetadataKey)
@@ -95,12 +122,20 @@ public static class SafeTensorsWriter
             // The product saturates at 2^31, past any span's length: count ≤ 2^31 and d < 2^31 keep count * d < 2^62.
             long count = Array.IndexOf(shape, 0) >= 0 ? 0 : 1;
             foreach (int d in shape) count = Math.Min(count * d, 1L << 31);
-            if (count != data.Length)
+            if (count != length)
                 throw new ArgumentException(
-                    $"Tensor '{name}' has {data.Length} floats, expected shape [{string.Join(", ", shape)}]" +
+                    $"Tensor '{name}' has {length} {tensor.DType.ToFormatString()} values, expected shape [{string.Join(", ", shape)}]" +
                     (count > int.MaxValue ? $", over {int.MaxValue}." : $" = {count}."), nameof(tensors));
-            entries.Add(new Entry(name, (int[])shape.Clone(), data));
+            entries.Add(tensor.DType switch
+            {
+                SafeTensorsDType.F32 => SafeTensor.F32(name, (int[])shape.Clone(), tensor.F32Data),
+                SafeTensorsDType.BF16 => SafeTensor.BF16(name, (int[])shape.Clone(), tensor.BF16Data),
+                _ => SafeTensor.I8(name, (int[])shape.Clone(), tensor.I8Data),
+            });
         }
+        // Largest element first keeps every tensor aligned to its element size (the offsets must tile the buffer with
+        // no padding between tensors); a stable sort keeps the given order within a dtype.
+        entries = entries.Select((e, i) => (e, i)).OrderByDescending(p => p.e.ElementSize).ThenBy(p => p.i).Select(p => p.e).ToList();
         if (metadata is not null)
         {
             foreach (var (key, value) in metadata)
@@ -126,9 +161,9 @@ public static class SafeTensorsWriter
             long offset = 0;
             foreach (var e in entries)
             {
-                long end = offset + 4L * e.Data.Length;
+                long end = offset + (long)e.ElementSize * e.Length;
                 w.WriteStartObject(e.Name);
-                w.WriteString("dtype", "F32");
+                w.WriteString("dtype", e.DType.ToFormatString());
                 w.WriteStartArray("shape");
                 foreach (int d in e.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
@@ -170,7 +205,7 @@ public static class SafeTensorsWriter
     private static readonly int s_testPauseMs =
         int.TryParse(Environment.GetEnvironmentVariable("RNNSIMD_TEST_SLOW_WRITE_MS"), out int ms) && ms is > 0 and <= 10_000 ? ms : 0;
 
-    private static void WriteBody(Stream stream, byte[] header, List<Entry> entries)
+    private static void WriteBody(Stream stream, byte[] header, List<SafeTensor> entries)
     {
         stream.Write(header);
         if (s_testPauseMs > 0 && stream is FileStream)
@@ -178,20 +213,29 @@ public static class SafeTensorsWriter
             stream.Flush();
             Thread.Sleep(s_testPauseMs);
         }
-        if (BitConverter.IsLittleEndian)
-        {
-            foreach (var e in entries) stream.Write(MemoryMarshal.AsBytes(e.Data.Span));
-            return;
-        }
         Span<byte> chunk = stackalloc byte[4096];
         foreach (var e in entries)
         {
-            var src = e.Data.Span;
-            for (int start = 0; start < src.Length; start += chunk.Length / 4)
+            if (e.DType == SafeTensorsDType.I8)
             {
-                int n = Math.Min(chunk.Length / 4, src.Length - start);
-                for (int i = 0; i < n; i++) BinaryPrimitives.WriteSingleLittleEndian(chunk.Slice(4 * i, 4), src[start + i]);
-                stream.Write(chunk[..(4 * n)]);
+                stream.Write(MemoryMarshal.AsBytes(e.I8Data.Span));
+                continue;
+            }
+            if (BitConverter.IsLittleEndian)
+            {
+                stream.Write(e.DType == SafeTensorsDType.F32 ? MemoryMarshal.AsBytes(e.F32Data.Span) : MemoryMarshal.AsBytes(e.BF16Data.Span));
+                continue;
+            }
+            int size = e.ElementSize, perChunk = chunk.Length / size;
+            for (int start = 0; start < e.Length; start += perChunk)
+            {
+                int n = Math.Min(perChunk, e.Length - start);
+                for (int i = 0; i < n; i++)
+                {
+                    if (size == 4) BinaryPrimitives.WriteSingleLittleEndian(chunk.Slice(4 * i, 4), e.F32Data.Span[start + i]);
+                    else BinaryPrimitives.WriteUInt16LittleEndian(chunk.Slice(2 * i, 2), e.BF16Data.Span[start + i]);
+                }
+                stream.Write(chunk[..(size * n)]);
             }
         }
     }

@@ -1,12 +1,14 @@
+using RnnSimd.Kernels;
 using RnnSimd.Layers;
 
 namespace RnnSimd.IO;
 
 /// <summary>
 /// Moves a <see cref="RecurrentNetwork"/>'s parameters to and from safetensors files holding a PyTorch state_dict
-/// (what <c>safetensors.torch.save_file(model.state_dict(), path)</c> writes), under PyTorch's names and shapes.
+/// (what <c>safetensors.torch.save_file(model.state_dict(), path)</c> writes), under PyTorch's names and shapes; and, for
+/// a reduced-precision network, its stored bf16 or int8 weights (<c>StateDict.Reduced.cs</c>).
 /// </summary>
-public static class StateDict
+public static partial class StateDict
 {
     /// <summary>
     /// Loads every parameter of <paramref name="network"/> from <paramref name="file"/> (names prefixed by
@@ -85,13 +87,18 @@ public static class StateDict
             yield return (prefix + e.Name, e.Shape, network.Parameters.Data.AsMemory(e.Offset, e.Length));
     }
 
-    /// <summary>Saves the parameters as an F32 state_dict (atomically), with the network's shape in the metadata.</summary>
+    /// <summary>
+    /// Saves the parameters (atomically), with the network's shape in the metadata: a float32 network as an F32
+    /// state_dict; a bf16 or int8 network (<see cref="RecurrentNetwork.ToInference"/>) in its stored form, with
+    /// metadata <c>precision</c> (<see cref="StoredTensors"/>), which <see cref="Read(string, KernelSet?)"/> loads.
+    /// </summary>
     public static void Save(RecurrentNetwork network, string path, IReadOnlyDictionary<string, string>? extraMetadata = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         var meta = Describe(network.Options);
+        if (network.Precision != Precision.Float32) meta[PrecisionKey] = network.Precision.Name();
         if (extraMetadata is not null) foreach (var kv in extraMetadata) meta[kv.Key] = kv.Value;
-        SafeTensorsWriter.Write(path, Tensors(network), meta);
+        SafeTensorsWriter.WriteTensors(path, StoredTensors(network), meta);
     }
 
     /// <summary>
