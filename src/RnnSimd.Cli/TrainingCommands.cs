@@ -5,6 +5,7 @@ using System.Text;
 using RnnSimd.Layers;
 using RnnSimd.Memory;
 using RnnSimd.Training;
+using Spectre.Console;
 
 namespace RnnSimd.Cli;
 
@@ -27,14 +28,37 @@ internal static partial class Commands
         root.Subcommands.Add(demo);
 
         // train
-        var task = new Argument<string>("task") { Description = "adding, copy or charlm." };
-        task.AcceptOnlyFromAmong("adding", "copy", "charlm");
+        var task = new Argument<string>("task") { Description = "adding, copy, charlm, or seq (your own sequences: --data FILE)." };
+        task.AcceptOnlyFromAmong("adding", "copy", "charlm", "seq");
         var text = new Option<string?>("--text") { Description = "UTF-8 text file (charlm)." };
+        var data = new Option<string?>("--data")
+        {
+            Description = "seq: a safetensors file with inputs (N, T, I), targets (N, T, O) / (N, O) float or (N, T) / (N) integer classes, optional lengths (N).",
+        };
+        var targetKind = new Option<string?>("--task") { Description = "seq: regression or classification (default: from the targets' dtype, float or integer)." };
+        targetKind.AcceptOnlyFromAmong("regression", "classification");
+        var validation = new Option<double>("--validation") { DefaultValueFactory = _ => 0.1, Description = "seq: the fraction of sequences held out for validation, in [0, 1)." };
+        validation.Validators.Add(r =>
+        {
+            double v = r.GetValueOrDefault<double>();
+            if (!(v >= 0 && v < 1)) r.AddError($"--validation must be in [0, 1), got {v.ToString(CultureInfo.InvariantCulture)}.");
+        });
+        var dropout = new Option<float>("--dropout") { DefaultValueFactory = _ => 0f, Description = "Dropout between layers (as nn.LSTM(dropout=p)), in [0, 1); needs --layers 2 or more." };
+        var outputDropout = new Option<float>("--output-dropout")
+        {
+            DefaultValueFactory = _ => 0f, Description = "charlm: variational dropout of the top layer's output (one mask per stream and chunk), in [0, 1).",
+        };
+        foreach (var p in new[] { dropout, outputDropout })
+            p.Validators.Add(r =>
+            {
+                float v = r.GetValueOrDefault<float>();
+                if (!(v >= 0 && v < 1)) r.AddError($"{p.Name} must be in [0, 1), got {v.ToString(CultureInfo.InvariantCulture)}.");
+            });
         var cell = new Option<string>("--cell") { Description = "lstm, gru, rnn_tanh or rnn_relu.", DefaultValueFactory = _ => "lstm" };
         cell.AcceptOnlyFromAmong("lstm", "gru", "rnn_tanh", "rnn_relu");
         var hidden = new Option<int>("--hidden") { DefaultValueFactory = _ => 128, Description = "Hidden units." };
         var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 1, Description = "Stacked layers." };
-        var tSeq = new Option<int>("--seq-len") { DefaultValueFactory = _ => 100, Description = "T (adding), delay (copy), BPTT chunk (charlm)." };
+        var tSeq = new Option<int>("--seq-len") { DefaultValueFactory = _ => 100, Description = "T (adding), delay (copy), BPTT chunk (charlm); seq: not used (T is the data's)." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32, Description = "Batch size." };
         var optimizer = new Option<string>("--optimizer") { DefaultValueFactory = _ => "adam", Description = "sgd, adagrad, rmsprop, adam, adamw." };
         optimizer.AcceptOnlyFromAmong("sgd", "adagrad", "rmsprop", "adam", "adamw");
@@ -57,35 +81,67 @@ internal static partial class Commands
             DefaultValueFactory = _ => 1,
             Description = "Data-parallel shards of each batch (each on its own thread when RNNSIMD_THREADS allows; results depend on shards, not threads).",
         };
-        var train = new Command("train", "Train on a task with progress, periodic validation and checkpoints.")
-            { task, text, cell, hidden, layers, tSeq, batch, optimizer, lr, clip, schedule, warmup, nSteps, seed, checkpoint, resume, every, shards };
+        var train = new Command("train", "Train on a task (or your own sequences) with progress, periodic validation and checkpoints.")
+        {
+            task, text, data, targetKind, validation, cell, hidden, layers, tSeq, batch, optimizer, lr, clip, schedule, warmup, nSteps, seed,
+            checkpoint, resume, every, shards, dropout, outputDropout,
+        };
+        train.Validators.Add(r =>
+        {
+            if (r.GetValue(resume)) return; // the checkpoint's config is used
+            if (r.GetValue(dropout) > 0 && r.GetValue(layers) < 2)
+                r.AddError("--dropout acts between layers, so it needs --layers 2 or more (as nn.LSTM(dropout=p)).");
+            if (r.GetValue(outputDropout) > 0 && r.GetValue(task) != "charlm")
+                r.AddError("--output-dropout is for charlm (variational dropout of the top layer's output, one mask per stream and chunk).");
+        });
         train.SetAction(pr =>
         {
             var kind = TrainingConfig.ParseTask(pr.GetValue(task)!);
-            string? textPath = pr.GetValue(text);
+            string? textPath = pr.GetValue(text), dataPath = pr.GetValue(data), targets = pr.GetValue(targetKind);
+            double validationFraction = pr.GetValue(validation);
             CharCorpus? corpus = null;
+            SequenceDataset? trainData = null, validationData = null;
+            string resumeArgs = "";
             if (kind == TaskKind.CharLm)
             {
                 if (textPath is null) throw new ArgumentException("charlm needs --text FILE.");
                 corpus = CharCorpus.FromFile(textPath);
+                resumeArgs = " --text FILE";
             }
+            if (kind == TaskKind.Sequence)
+            {
+                if (dataPath is null) throw new ArgumentException("seq needs --data FILE (a safetensors file with inputs, targets and optionally lengths; see rnnsimd train --help).");
+                var all = SequenceDataset.Load(dataPath, targets switch
+                {
+                    "regression" => SequenceTargetKind.Regression,
+                    "classification" => SequenceTargetKind.Classification,
+                    _ => null,
+                });
+                (trainData, validationData) = all.Split(validationFraction);
+                o.WriteLine($"data {dataPath}: {all.Describe()}; {trainData.Count} for training, {validationData?.Count ?? 0} for validation");
+                resumeArgs = $" --data {dataPath}" + (targets is null ? "" : $" --task {targets}")
+                    + (validationFraction == 0.1 ? "" : $" --validation {validationFraction.ToString(CultureInfo.InvariantCulture)}");
+            }
+            else if (dataPath is not null) throw new ArgumentException($"--data is for the seq task, not {pr.GetValue(task)}.");
             string? ckpt = pr.GetValue(checkpoint);
             if (ckpt is not null && !pr.GetValue(resume)) CheckWritable(ckpt);
             Trainer trainer;
             if (pr.GetValue(resume))
             {
                 if (ckpt is null) throw new ArgumentException("--resume needs --checkpoint FILE.");
-                trainer = Trainer.Resume(ckpt, corpus);
+                trainer = trainData is null ? Trainer.Resume(ckpt, corpus) : Trainer.Resume(ckpt, trainData, validationData);
                 o.WriteLine($"resumed {ckpt} at step {trainer.StepCount}");
             }
             else
             {
                 var config = new TrainingConfig(kind, RecurrentOptions.ParseCell(pr.GetValue(cell)!), pr.GetValue(hidden), pr.GetValue(layers),
                     pr.GetValue(tSeq), pr.GetValue(batch), pr.GetValue(optimizer)!, pr.GetValue(lr), pr.GetValue(clip), false,
-                    pr.GetValue(schedule)!, pr.GetValue(warmup), pr.GetValue(nSteps), pr.GetValue(seed), Shards: pr.GetValue(shards));
-                trainer = new Trainer(config, corpus);
+                    pr.GetValue(schedule)!, pr.GetValue(warmup), pr.GetValue(nSteps), pr.GetValue(seed), Shards: pr.GetValue(shards),
+                    Dropout: pr.GetValue(dropout), OutputDropout: pr.GetValue(outputDropout));
+                trainer = trainData is null ? new Trainer(config, corpus) : new Trainer(config, trainData, validationData);
             }
-            return TrainLoop(trainer, pr.GetValue(nSteps), pr.GetValue(every), ckpt, o, e);
+            bool interactive = !Console.IsOutputRedirected && ReferenceEquals(o, Console.Out);
+            return TrainLoop(trainer, pr.GetValue(nSteps), pr.GetValue(every), ckpt, resumeArgs, o, e, interactive ? AnsiConsole.Console : null);
         });
         root.Subcommands.Add(train);
 
@@ -129,16 +185,42 @@ internal static partial class Commands
         }
     }
 
-    private static int TrainLoop(Trainer trainer, int steps, int every, string? checkpoint, TextWriter o, TextWriter e)
+    /// <summary>
+    /// Runs <paramref name="trainer"/> to <paramref name="steps"/>, validating and checkpointing every <paramref name="every"/>
+    /// steps. With <paramref name="live"/> (a terminal) a Spectre.Console progress display shows the step, the recent
+    /// training loss, the last validation, steps/s and the time left, with the validation lines printed above it;
+    /// without (output redirected) every figure is a plain line.
+    /// </summary>
+    /// <param name="resumeArgs">What a resume command needs besides the checkpoint (e.g. " --data FILE"), for the message after a signal.</param>
+    internal static int TrainLoop(Trainer trainer, int steps, int every, string? checkpoint, string resumeArgs, TextWriter o, TextWriter e, IAnsiConsole? live)
     {
         var c = trainer.Config;
-        string metric = c.Task == TaskKind.Adding ? "MSE" : c.Task == TaskKind.Copy ? "CE/step" : "nats/char";
-        o.WriteLine($"{c.TaskName}: {c.Cell} hidden {c.Hidden} x{c.Layers}, T {c.SeqLen}, batch {c.Batch}, {c.Optimizer} lr {c.LearningRate.ToString(CultureInfo.InvariantCulture)}, kernels {trainer.Network.Kernels.Name}"
-            + (c.Shards > 1 ? $", {c.Shards} shards on up to {RnnSimd.Kernels.Parallelism.MaxThreads} threads" : ""));
+        var data = trainer.TrainingData;
+        bool classes = data?.Kind == SequenceTargetKind.Classification;
+        string metric = c.Task switch
+        {
+            TaskKind.Adding => "MSE",
+            TaskKind.Copy => "CE/step",
+            TaskKind.Sequence => classes ? "CE" : "MSE",
+            _ => "nats/char",
+        };
+        string where = c.Task == TaskKind.Sequence && trainer.ValidationData is null ? "train-set" : "held-out";
+        o.WriteLine($"{c.TaskName}: {c.Cell} hidden {c.Hidden} x{c.Layers}, T {(data is null ? c.SeqLen : data.Steps)}, batch {c.Batch}, {c.Optimizer} lr {c.LearningRate.ToString(CultureInfo.InvariantCulture)}, kernels {trainer.Network.Kernels.Name}"
+            + (c.Shards > 1 ? $", {c.Shards} shards on up to {RnnSimd.Kernels.Parallelism.MaxThreads} threads" : "")
+            + (c.Dropout > 0 ? $", dropout {c.Dropout.ToString(CultureInfo.InvariantCulture)}" : "")
+            + (c.OutputDropout > 0 ? $", output dropout {c.OutputDropout.ToString(CultureInfo.InvariantCulture)}" : ""));
         if (c.Task == TaskKind.Adding) o.WriteLine($"baseline MSE {AddingProblem.BaselineMse:F4}");
         if (c.Task == TaskKind.Copy) o.WriteLine($"baseline CE/step {new CopyMemory(c.SeqLen).BaselineCrossEntropy:F4}");
+        if (data is not null)
+        {
+            var (loss, accuracy) = data.Baseline(trainer.ValidationData);
+            o.WriteLine(classes
+                ? $"baseline ({where}, the training set's class frequencies) CE {loss:F4}, majority-class accuracy {accuracy:F4}"
+                : $"baseline ({where}, the training set's mean) MSE {loss:F4}");
+        }
+        int start = trainer.StepCount;
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        double window = 0;
+        double window = 0, recent = double.NaN, lastVal = double.NaN;
         int inWindow = 0;
         // Ctrl+C (SIGINT) or SIGTERM: the first one lets the current step finish, then the checkpoint is written and the
         // command exits 130 / 143; a second one takes the default action at once (the last checkpoint, written
@@ -151,46 +233,95 @@ internal static partial class Commands
         }
         using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        while (trainer.StepCount < steps)
+
+        double Rate() => (trainer.StepCount - start) / Math.Max(sw.Elapsed.TotalSeconds, 1e-9);
+
+        // One training run to the end, a signal or divergence; report(line) prints a validation line, tick() updates the display.
+        int Run(Action<string> report, Action? tick)
         {
-            if (Volatile.Read(ref stop) is int code and not 0)
+            long nextTick = 0;
+            while (trainer.StepCount < steps)
             {
-                string signal = code == 143 ? "SIGTERM" : "SIGINT";
-                if (checkpoint is null)
+                if (Volatile.Read(ref stop) is int code and not 0) return code;
+                StepReport r;
+                try
                 {
-                    e.WriteLine($"rnnsimd: stopped by {signal} after step {trainer.StepCount}; no --checkpoint was given, so nothing was saved.");
+                    r = trainer.Step();
                 }
-                else
+                catch (TrainingDivergedException ex)
                 {
-                    trainer.SaveCheckpoint(checkpoint);
-                    e.WriteLine($"rnnsimd: stopped by {signal} after step {trainer.StepCount}; checkpoint written to {checkpoint}. "
-                        + $"Resume with: rnnsimd train {c.TaskName} --checkpoint {checkpoint} --resume --steps {steps}"
-                        + (c.Task == TaskKind.CharLm ? " --text FILE" : ""));
+                    e.WriteLine($"rnnsimd: training stopped: {ex.Message} The last checkpoint{(checkpoint is null ? "" : $" ({checkpoint})")} is left as it was.");
+                    return 3;
                 }
-                return code;
+                window += r.Loss;
+                inWindow++;
+                recent = double.IsNaN(recent) ? r.Loss : 0.95 * recent + 0.05 * r.Loss;
+                if (r.Step % every == 0 || r.Step == steps)
+                {
+                    string val;
+                    if (c.Task == TaskKind.Sequence)
+                    {
+                        var ev = trainer.EvaluateSequences();
+                        lastVal = ev.Loss;
+                        val = $"{where} {metric} {ev.Loss:F4}" + (classes ? $"  acc {ev.Accuracy:F4}" : "");
+                    }
+                    else
+                    {
+                        lastVal = trainer.Evaluate();
+                        val = $"held-out {metric} {lastVal:F4}";
+                    }
+                    report($"step {r.Step,6}  train {window / inWindow:F4}  {val}  |g| {r.GradientNorm:F3}  lr {r.LearningRate:G3}  {Rate():F1} steps/s");
+                    window = 0;
+                    inWindow = 0;
+                    if (checkpoint is not null) trainer.SaveCheckpoint(checkpoint);
+                }
+                if (tick is not null && sw.ElapsedMilliseconds >= nextTick)
+                {
+                    nextTick = sw.ElapsedMilliseconds + 100;
+                    tick();
+                }
             }
-            StepReport r;
-            try
+            return 0;
+        }
+
+        int result;
+        if (live is null) result = Run(o.WriteLine, null);
+        else
+        {
+            result = live.Progress().AutoClear(false).HideCompleted(false)
+                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 20 }, new PercentageColumn(),
+                    new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var bar = ctx.AddTask("training", maxValue: steps);
+                    bar.Value = trainer.StepCount;
+                    void Tick()
+                    {
+                        bar.Value = trainer.StepCount;
+                        // About 60 characters, so that with the bar, the percentage and the time left it fits 100 columns.
+                        bar.Description = $"step {trainer.StepCount}/{steps}  loss {recent:F4}  val {(double.IsNaN(lastVal) ? "-" : lastVal.ToString("F4", CultureInfo.InvariantCulture))}"
+                            + $"  {Rate():F1} steps/s";
+                    }
+                    int code = Run(line => live.WriteLine(line), Tick);
+                    Tick();
+                    return code;
+                });
+        }
+        if (result is 130 or 143)
+        {
+            string signal = result == 143 ? "SIGTERM" : "SIGINT";
+            if (checkpoint is null)
             {
-                r = trainer.Step();
+                e.WriteLine($"rnnsimd: stopped by {signal} after step {trainer.StepCount}; no --checkpoint was given, so nothing was saved.");
             }
-            catch (TrainingDivergedException ex)
+            else
             {
-                e.WriteLine($"rnnsimd: training stopped: {ex.Message} The last checkpoint{(checkpoint is null ? "" : $" ({checkpoint})")} is left as it was.");
-                return 3;
-            }
-            window += r.Loss;
-            inWindow++;
-            if (r.Step % every == 0 || r.Step == steps)
-            {
-                double val = trainer.Evaluate();
-                o.WriteLine($"step {r.Step,6}  train {window / inWindow:F4}  held-out {metric} {val:F4}  |g| {r.GradientNorm:F3}  lr {r.LearningRate:G3}  {r.Step / sw.Elapsed.TotalSeconds:F1} steps/s");
-                window = 0;
-                inWindow = 0;
-                if (checkpoint is not null) trainer.SaveCheckpoint(checkpoint);
+                trainer.SaveCheckpoint(checkpoint);
+                e.WriteLine($"rnnsimd: stopped by {signal} after step {trainer.StepCount}; checkpoint written to {checkpoint}. "
+                    + $"Resume with: rnnsimd train {c.TaskName} --checkpoint {checkpoint} --resume --steps {steps}{resumeArgs}");
             }
         }
-        return 0;
+        return result;
     }
 }
 

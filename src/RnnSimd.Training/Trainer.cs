@@ -21,7 +21,8 @@ public sealed class TrainingDivergedException(string message) : Exception(messag
 /// Trains a recurrent network plus a linear output layer on a task: draws a batch, runs forward, the loss summed
 /// (or averaged) over time, BPTT, gradient clipping and an optimizer step. Adding and copy draw fresh random batches
 /// every step; the character LM reads B contiguous streams of the text in chunks of T steps and carries the state
-/// from chunk to chunk (stateful truncated BPTT, as char-rnn), the streams' offsets shuffled at every epoch.
+/// from chunk to chunk (stateful truncated BPTT, as char-rnn), the streams' offsets shuffled at every epoch. The
+/// sequence task takes B whole sequences of a <see cref="SequenceDataset"/> per step, in an order shuffled per epoch.
 /// With a fixed seed and kernel set the loss trajectory is bitwise reproducible, and a run resumed from a checkpoint
 /// continues exactly as the uninterrupted run. A step allocates nothing after warm-up.
 /// With <see cref="TrainingConfig.Shards"/> &gt; 1 each step is data-parallel: the batch's shards run forward, loss and
@@ -37,6 +38,7 @@ public sealed unsafe class Trainer
     private readonly AddingProblem? _adding;
     private readonly CopyMemory? _copy;
     private readonly CharCorpus? _corpus;
+    private readonly SequenceDataset? _train, _validation;
     private readonly int _steps, _inputSize, _outputs, _hout;
     // Buffers, sized once: input (T, B, I), output (T, B, H), dOutput, head outputs (rows, outputs), targets.
     private readonly float[] _x, _y, _dy, _last, _dLast, _pred, _dPred, _targetF, _h, _c;
@@ -45,6 +47,12 @@ public sealed unsafe class Trainer
     private readonly float[] _rowMask;
     private readonly float[] _outMask;          // char-LM output dropout: (B, H), one mask per stream for this step's chunk
     private readonly Xoshiro _dropRng = new(0);
+    // Sequence task: the sequences of this batch (B), their lengths (B), and the training set's order in two epochs
+    // (slot = epoch & 1; a batch spans at most the end of one epoch and the start of the next, or more when B > N).
+    private readonly int[] _batchIndex = [], _lengths = [];
+    private readonly int[][] _order = [[], []];
+    private readonly long[] _orderEpoch = [-1, -1];
+    private readonly Xoshiro _orderRng = new(0);
     private readonly Shard[] _shards = [];      // data-parallel shards (Config.Shards > 1)
     private GCHandle _self;
 
@@ -58,16 +66,44 @@ public sealed unsafe class Trainer
         public double Loss;
     }
 
-    /// <summary>Creates a trainer; <paramref name="corpus"/> is required for the character LM.</summary>
-    /// <exception cref="ArgumentException">Invalid config, or no corpus for the character LM.</exception>
+    /// <summary>Creates a trainer for a built-in task; <paramref name="corpus"/> is required for the character LM.</summary>
+    /// <exception cref="ArgumentException">Invalid config, no corpus for the character LM, or the sequence task (which takes a <see cref="SequenceDataset"/>).</exception>
     public Trainer(TrainingConfig config, CharCorpus? corpus = null, KernelSet? kernels = null)
+        : this(config, corpus, null, null, kernels)
+    {
+    }
+
+    /// <summary>
+    /// Creates a trainer for your own sequences (<see cref="TaskKind.Sequence"/>): each step trains on B sequences of
+    /// <paramref name="train"/>, taken in an order shuffled at every epoch from (seed, epoch) alone; <see cref="Evaluate"/>
+    /// scores the whole <paramref name="validation"/> set (or the training set when there is none). Make both with
+    /// <see cref="SequenceDataset.Split"/>, or pass a validation set of your own of the same kind and shape.
+    /// </summary>
+    /// <exception cref="ArgumentException">Invalid config, a task other than <see cref="TaskKind.Sequence"/>, a validation set of another kind or shape, or sizes above <see cref="RecurrentOptions.MemoryBudget"/>.</exception>
+    public Trainer(TrainingConfig config, SequenceDataset train, SequenceDataset? validation = null, KernelSet? kernels = null)
+        : this(config, null, train ?? throw new ArgumentNullException(nameof(train)), validation, kernels)
+    {
+    }
+
+    private Trainer(TrainingConfig config, CharCorpus? corpus, SequenceDataset? train, SequenceDataset? validation, KernelSet? kernels)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
         int B = config.Batch;
+        if (train is not null && config.Task != TaskKind.Sequence)
+            throw new ArgumentException($"a sequence dataset is for the sequence task; this config's task is {config.TaskName}.", nameof(train));
         switch (config.Task)
         {
+            case TaskKind.Sequence:
+                _train = train ?? throw new ArgumentException("the sequence task needs a SequenceDataset: use the constructor that takes one.", nameof(train));
+                if (validation is not null && (validation.Kind != train.Kind || validation.PerStep != train.PerStep || validation.Steps != train.Steps
+                        || validation.InputSize != train.InputSize || validation.Outputs != train.Outputs))
+                    throw new ArgumentException($"the validation set ({validation.Describe()}) does not match the training set ({train.Describe()}).", nameof(validation));
+                _validation = validation;
+                (_steps, _inputSize, _outputs) = (train.Steps, train.InputSize, train.Outputs);
+                CheckSequenceBudget(config, train);
+                break;
             case TaskKind.Adding:
                 _adding = new AddingProblem(config.SeqLen);
                 (_steps, _inputSize, _outputs) = (config.SeqLen, _adding.InputSize, 1);
@@ -77,6 +113,7 @@ public sealed unsafe class Trainer
                 (_steps, _inputSize, _outputs) = (_copy.SeqLen, _copy.InputSize, _copy.Classes);
                 break;
             default:
+                if (validation is not null) throw new ArgumentException("a validation dataset is for the sequence task.", nameof(validation));
                 _corpus = corpus ?? throw new ArgumentException("the character LM needs a text corpus.", nameof(corpus));
                 (_steps, _inputSize, _outputs) = (config.SeqLen, corpus.Vocabulary.Length, corpus.Vocabulary.Length);
                 if (corpus.Train.Length < (long)B * (config.SeqLen + 1))
@@ -98,12 +135,19 @@ public sealed unsafe class Trainer
         _dy = new float[rows * _hout];
         _last = new float[B * _hout];
         _dLast = new float[B * _hout];
-        int predRows = config.Task == TaskKind.Adding ? B : rows;
+        bool perSequence = config.Task == TaskKind.Adding || (_train is { PerStep: false });
+        int predRows = perSequence ? B : rows;
         _pred = new float[predRows * _outputs];
         _dPred = new float[predRows * _outputs];
-        _targetF = new float[B];
+        _targetF = new float[_train is { Kind: SequenceTargetKind.Regression } ? predRows * _outputs : B];
         _targets = new int[rows];
-        _rowMask = [];
+        _rowMask = _train is { PerStep: true, HasLengths: true } || _validation is { PerStep: true, HasLengths: true } ? new float[rows] : [];
+        if (_train is not null)
+        {
+            _batchIndex = new int[B];
+            _lengths = new int[B];
+            _order = [new int[_train.Count], new int[_train.Count]];
+        }
         _outMask = new float[config.OutputDropout > 0 ? B * _hout : 0];
         _h = new float[config.Layers * B * _hout];
         _c = new float[config.Cell == CellType.Lstm ? config.Layers * B * config.Hidden : 0];
@@ -197,9 +241,12 @@ public sealed unsafe class Trainer
     }
 
     /// <summary>A mask seed for (step, stream of masks): a SplitMix64 finalizer of the run's seed and both, so masks never depend on what ran before.</summary>
-    private ulong MaskSeed(int step, int which)
+    private ulong MaskSeed(int step, int which) =>
+        Mix(Config.Seed ^ ((ulong)(uint)step << 20) ^ ((ulong)(uint)which * 0x9E3779B97F4A7C15UL) ^ 0xD0_0D_D0_0DUL);
+
+    /// <summary>The SplitMix64 finalizer.</summary>
+    private static ulong Mix(ulong z)
     {
-        ulong z = Config.Seed ^ ((ulong)(uint)step << 20) ^ ((ulong)(uint)which * 0x9E3779B97F4A7C15UL) ^ 0xD0_0D_D0_0DUL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
@@ -271,6 +318,14 @@ public sealed unsafe class Trainer
                 Head.Backward(_y, _dPred, rows, _dy);
                 Network.Backward(_ws, _dy, [], [], [], [], [], dHidden);
                 return loss;
+            }
+            case TaskKind.Sequence:
+            {
+                // A training step's batch comes from the epoch order; the gradient-flow picture uses a fixed batch.
+                if (dHidden.IsEmpty) TrainingBatch(StepCount + 1);
+                else for (int b = 0; b < B; b++) _batchIndex[b] = b % _train!.Count;
+                long unusedCorrect = 0;
+                return SequenceLoss(_train!, B, mean: true, backward: true, dHidden, out _, ref unusedCorrect);
             }
             default:
             {
@@ -417,13 +472,169 @@ public sealed unsafe class Trainer
         Array.Clear(_c);
     }
 
+    // ---------------- the sequence task ----------------
+
+    /// <summary>Refuses a dataset whose batch buffers and head would exceed <see cref="RecurrentOptions.MemoryBudget"/>, before anything is allocated.</summary>
+    private static void CheckSequenceBudget(TrainingConfig c, SequenceDataset d)
+    {
+        decimal rows = (decimal)d.Steps * c.Batch, h = c.Hidden, o = d.Outputs;
+        // x (T, B, I); y and dy (T, B, H); predictions, their gradient and targets (rows, O); head weights, gradients and two packed copies.
+        decimal bytes = 4m * (rows * d.InputSize + 2m * rows * h + 3m * rows * o + 4m * (h + 1) * o);
+        if (bytes > RecurrentOptions.MemoryBudget)
+            throw new ArgumentOutOfRangeException(nameof(d), $"training on {d.Describe()} with batch {c.Batch} and hidden {c.Hidden} needs about {bytes:N0} bytes of batch buffers and head, "
+                + $"above RecurrentOptions.MemoryBudget = {RecurrentOptions.MemoryBudget:N0} bytes; raise the budget to allow it.");
+    }
+
+    /// <summary>
+    /// The sequences of training step <paramref name="step"/>: positions (step-1)*B .. step*B-1 of the endless list of
+    /// epochs, position p being sequence order(p / N)[p % N]; each epoch's order is a permutation drawn from (seed, epoch)
+    /// alone, so a resumed run takes exactly the batches of the uninterrupted one.
+    /// </summary>
+    private void TrainingBatch(int step)
+    {
+        int B = Config.Batch, N = _train!.Count;
+        long p0 = (long)(step - 1) * B;
+        for (int b = 0; b < B; b++)
+        {
+            long p = p0 + b;
+            _batchIndex[b] = EpochOrder(p / N)[(int)(p % N)];
+        }
+    }
+
+    /// <summary>The training sequences step <paramref name="step"/> takes (tests).</summary>
+    internal int[] SequencesOfStep(int step)
+    {
+        TrainingBatch(step);
+        return (int[])_batchIndex.Clone();
+    }
+
+    private int[] EpochOrder(long epoch)
+    {
+        int slot = (int)(epoch & 1);
+        if (_orderEpoch[slot] != epoch)
+        {
+            _orderRng.Reseed(Mix(Config.Seed ^ 0x0DE5_0DE5_0DE5_0DE5UL ^ ((ulong)epoch * 0x9E3779B97F4A7C15UL)));
+            SequenceDataset.Permutation(_orderRng, _order[slot]);
+            _orderEpoch[slot] = epoch;
+        }
+        return _order[slot];
+    }
+
+    /// <summary>
+    /// Sequences _batchIndex[0..n) of <paramref name="d"/>: forward (with their lengths), the head on every step (per
+    /// step) or on each sequence's last valid step (per sequence), the loss over valid predictions (MSE per value or
+    /// cross-entropy per prediction; the mean when <paramref name="mean"/>, else the sum), and when asked backward into
+    /// the gradients. <paramref name="predictions"/>: valid predictions scored; <paramref name="correct"/> gains the
+    /// classification hits (evaluation only).
+    /// </summary>
+    private double SequenceLoss(SequenceDataset d, int n, bool mean, bool backward, Span<float> dHidden, out long predictions, ref long correct)
+    {
+        var k = Network.Kernels;
+        int T = _steps, H = _hout, I = _inputSize, O = _outputs, rows = T * n;
+        bool cls = d.Kind == SequenceTargetKind.Classification, perStep = d.PerStep, lens = d.HasLengths;
+        int predRows = perStep ? rows : n;
+        var x = _x.AsSpan(0, rows * I);                       // (T, n, I)
+        var y = _y.AsSpan(0, rows * H);                       // (T, n, H)
+        var pred = _pred.AsSpan(0, predRows * O);             // (predRows, O)
+        var dPred = _dPred.AsSpan(0, predRows * O);
+        Span<int> lengths = lens ? _lengths.AsSpan(0, n) : default;              // (n)
+        Span<float> values = cls ? default : _targetF.AsSpan(0, predRows * O);   // (predRows, O)
+        Span<int> classes = cls ? _targets.AsSpan(0, predRows) : default;        // (predRows)
+        d.CopyBatch(_batchIndex.AsSpan(0, n), x, lengths, values, classes);
+        Network.Forward(x, T, n, [], [], y, [], [], _ws, lengths);
+
+        ReadOnlySpan<float> mask = default;                   // (T, n): 1 where t < length
+        Span<float> headIn = y;
+        predictions = predRows;
+        if (perStep && lens)
+        {
+            var m = _rowMask.AsSpan(0, rows);
+            predictions = 0;
+            for (int t = 0; t < T; t++)
+                for (int b = 0; b < n; b++)
+                {
+                    bool valid = t < lengths[b];
+                    m[t * n + b] = valid ? 1f : 0f;
+                    if (valid) predictions++;
+                }
+            mask = m;
+        }
+        else if (!perStep)
+        {
+            headIn = _last.AsSpan(0, n * H);                  // (n, H): each sequence's output at its last valid step
+            for (int b = 0; b < n; b++)
+                y.Slice(((LastStep(lengths, b, T)) * n + b) * H, H).CopyTo(headIn.Slice(b * H, H));
+        }
+        Head.Forward(headIn, predRows, pred);
+        double loss = cls ? Losses.SoftmaxCrossEntropy(k, pred, classes, O, mask, dPred, mean)
+            : Losses.MeanSquaredError(k, pred, values, predRows, O, mask, dPred, mean);
+        if (cls && !backward)
+            for (int r = 0; r < predRows; r++)
+            {
+                if (!mask.IsEmpty && mask[r] == 0f) continue;
+                var row = pred.Slice(r * O, O);
+                int best = 0;
+                for (int j = 1; j < O; j++) if (row[j] > row[best]) best = j;
+                if (best == classes[r]) correct++;
+            }
+        if (!backward) return loss;
+        var dy = _dy.AsSpan(0, rows * H);                     // (T, n, H)
+        if (perStep) Head.Backward(y, dPred, rows, dy);
+        else
+        {
+            var dLast = _dLast.AsSpan(0, n * H);
+            Head.Backward(headIn, dPred, n, dLast);
+            dy.Clear();
+            for (int b = 0; b < n; b++)
+                dLast.Slice(b * H, H).CopyTo(dy.Slice((LastStep(lengths, b, T) * n + b) * H, H));
+        }
+        Network.Backward(_ws, dy, [], [], [], [], [], dHidden);
+        return loss;
+    }
+
+    private static int LastStep(ReadOnlySpan<int> lengths, int b, int T) => lengths.IsEmpty ? T - 1 : lengths[b] - 1;
+
+    /// <summary>
+    /// The sequence task's held-out figures: the loss over every valid prediction of the whole validation set (or of the
+    /// training set when there is none): MSE per target value, or cross-entropy per prediction; and for classification
+    /// the fraction of predictions whose largest logit is the target (NaN for regression). No dropout; parameters,
+    /// gradients and the training order are left as they were.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not the sequence task.</exception>
+    public SequenceEvaluation EvaluateSequences()
+    {
+        if (_train is null) throw new InvalidOperationException($"EvaluateSequences is for the sequence task; this trainer's task is {Config.TaskName}.");
+        SetDropout(0);
+        var d = _validation ?? _train;
+        int B = Config.Batch;
+        double sum = 0;
+        long predictions = 0, correct = 0;
+        for (int s = 0; s < d.Count; s += B)
+        {
+            int n = Math.Min(B, d.Count - s);
+            for (int b = 0; b < n; b++) _batchIndex[b] = s + b;
+            sum += SequenceLoss(d, n, mean: false, backward: false, default, out long p, ref correct);
+            predictions += p;
+        }
+        bool cls = d.Kind == SequenceTargetKind.Classification;
+        return new SequenceEvaluation(sum / (cls ? predictions : predictions * (double)_outputs), cls ? (double)correct / predictions : double.NaN,
+            predictions, _validation is not null);
+    }
+
+    /// <summary>The training set of the sequence task, else null.</summary>
+    public SequenceDataset? TrainingData => _train;
+    /// <summary>The validation set of the sequence task, else null.</summary>
+    public SequenceDataset? ValidationData => _validation;
+
     /// <summary>
     /// The held-out loss: adding, test MSE on <paramref name="batches"/> fresh batches of a fixed test seed; copy, the
     /// test cross-entropy per step; char-LM, validation nats per character over the validation text (or its first
-    /// <paramref name="batches"/> chunks). Does not change parameters, gradients or the training stream.
+    /// <paramref name="batches"/> chunks); sequences, the loss over the whole validation set (<see cref="EvaluateSequences"/>;
+    /// <paramref name="batches"/> is not used). Does not change parameters, gradients or the training stream.
     /// </summary>
     public double Evaluate(int batches = 32)
     {
+        if (Config.Task == TaskKind.Sequence) return EvaluateSequences().Loss;
         SetDropout(0);
         if (Config.Task == TaskKind.CharLm) return EvaluateText(_corpus!.Validation, batches);
         var rng = new Xoshiro(Config.Seed ^ 0x7E57_7E57_7E57_7E57UL);
@@ -521,7 +732,52 @@ public sealed unsafe class Trainer
             meta["vocabulary"] = string.Join(",", _corpus.Vocabulary.Select(v => v.ToString(CultureInfo.InvariantCulture)));
             meta["validation_fraction"] = ((double)_corpus.Validation.Length / (_corpus.Train.Length + _corpus.Validation.Length)).ToString("R", CultureInfo.InvariantCulture);
         }
+        if (_train is not null)
+        {
+            DescribeData(meta, "data", _train);
+            if (_validation is not null) DescribeData(meta, "validation", _validation);
+            else meta["validation_count"] = "0";
+        }
         SafeTensorsWriter.Write(path, tensors, meta);
+    }
+
+    /// <summary>What a checkpoint records of a sequence dataset: N, T, I, O, kind, targets per step or per sequence, lengths, content hash.</summary>
+    private static IEnumerable<(string Key, string Value)> DataKeys(string prefix, SequenceDataset d) =>
+    [
+        ($"{prefix}_count", d.Count.ToString(CultureInfo.InvariantCulture)),
+        ($"{prefix}_steps", d.Steps.ToString(CultureInfo.InvariantCulture)),
+        ($"{prefix}_inputs", d.InputSize.ToString(CultureInfo.InvariantCulture)),
+        ($"{prefix}_outputs", d.Outputs.ToString(CultureInfo.InvariantCulture)),
+        ($"{prefix}_kind", d.KindName),
+        ($"{prefix}_targets", d.PerStep ? "per_step" : "per_sequence"),
+        ($"{prefix}_lengths", d.HasLengths ? "true" : "false"),
+        ($"{prefix}_hash", d.ContentHash),
+    ];
+
+    private static void DescribeData(Dictionary<string, string> meta, string prefix, SequenceDataset d)
+    {
+        foreach (var (key, value) in DataKeys(prefix, d)) meta[key] = value;
+    }
+
+    /// <summary>Refuses a dataset other than the one a checkpoint was trained on, naming the first key that differs.</summary>
+    private static void CheckData(string path, IReadOnlyDictionary<string, string> m, string prefix, string what, SequenceDataset? d)
+    {
+        const string Hint = "resume with the same data (and the same validation split)";
+        string saved = CheckpointMetadata.Get(path, m, $"{prefix}_count");
+        if (d is null)
+        {
+            if (saved != "0")
+                throw new InvalidDataException($"{path}: the checkpoint was trained with a {what} of {CheckpointMetadata.Shown(saved)} sequences, and none is given; {Hint}.");
+            return;
+        }
+        foreach (var (key, value) in DataKeys(prefix, d))
+        {
+            string v = CheckpointMetadata.Get(path, m, key);
+            if (v != value)
+                throw new InvalidDataException(key.EndsWith("_hash", StringComparison.Ordinal)
+                    ? $"{path}: the {what} has the checkpoint's shape but other content (checkpoint metadata '{key}' = '{CheckpointMetadata.Shown(v)}', the data's is '{value}'); {Hint}."
+                    : $"{path}: the {what} differs from the checkpoint's: checkpoint metadata '{key}' = '{CheckpointMetadata.Shown(v)}', the data's is '{value}' ({d.Describe()}); {Hint}.");
+        }
     }
 
     /// <summary>
@@ -529,7 +785,17 @@ public sealed unsafe class Trainer
     /// against the checkpoint's).
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not a checkpoint of this kind, or does not match the corpus.</exception>
-    public static Trainer Resume(string path, CharCorpus? corpus = null, KernelSet? kernels = null)
+    public static Trainer Resume(string path, CharCorpus? corpus = null, KernelSet? kernels = null) => Resume(path, corpus, null, null, kernels);
+
+    /// <summary>
+    /// Restores a sequence-task trainer from a checkpoint. Pass the training and validation sets it was trained on:
+    /// their shapes, kinds and content hashes are checked against the checkpoint's before anything is built.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a sequence-task checkpoint, or the data differs from the checkpoint's.</exception>
+    public static Trainer Resume(string path, SequenceDataset train, SequenceDataset? validation = null, KernelSet? kernels = null) =>
+        Resume(path, null, train ?? throw new ArgumentNullException(nameof(train)), validation, kernels);
+
+    private static Trainer Resume(string path, CharCorpus? corpus, SequenceDataset? train, SequenceDataset? validation, KernelSet? kernels)
     {
         var file = SafeTensorsFile.Read(path);
         var m = file.Metadata;
@@ -550,8 +816,16 @@ public sealed unsafe class Trainer
                 throw new InvalidDataException($"{path}: the text's vocabulary ({corpus.Vocabulary.Length} characters) differs from the checkpoint's ({saved.Length}).");
             cursors = CheckpointMetadata.Cursors(path, m, config.Batch, corpus.Train.Length);
         }
+        if (config.Task == TaskKind.Sequence)
+        {
+            if (train is null) throw new InvalidDataException($"{path}: resuming the sequence task needs its training data.");
+            CheckData(path, m, "data", "training data", train);
+            CheckData(path, m, "validation", "validation set", validation);
+        }
+        else if (train is not null)
+            throw new InvalidDataException($"{path}: the checkpoint is of task {config.TaskName}, not seq; a sequence dataset cannot resume it.");
         Trainer trainer;
-        try { trainer = new Trainer(config, corpus, kernels); }
+        try { trainer = new Trainer(config, corpus, train, validation, kernels); }
         catch (ArgumentException e) when (e.ParamName != nameof(kernels))
         {
             throw new InvalidDataException($"{path}: the checkpoint's config (metadata 'seq_len' = {config.SeqLen}, 'batch' = {config.Batch}, "

@@ -12,6 +12,11 @@ public enum TaskKind
     Copy,
     /// <summary>Character language model on a text (<see cref="CharCorpus"/>): next-character cross-entropy, stateful truncated BPTT.</summary>
     CharLm,
+    /// <summary>
+    /// Your own sequences (<see cref="SequenceDataset"/>): regression (MSE) or classification (cross-entropy), at every
+    /// step or per sequence, with lengths; full BPTT over each batch of B whole sequences.
+    /// </summary>
+    Sequence,
 }
 
 /// <summary>
@@ -21,7 +26,7 @@ public enum TaskKind
 /// <param name="Cell">The recurrent cell.</param>
 /// <param name="Hidden">Hidden units H.</param>
 /// <param name="Layers">Stacked layers.</param>
-/// <param name="SeqLen">Adding: T; copy: the delay T (sequences are T + 20 long); char-LM: the BPTT chunk length.</param>
+/// <param name="SeqLen">Adding: T; copy: the delay T (sequences are T + 20 long); char-LM: the BPTT chunk length; sequences: not used (T is the data's).</param>
 /// <param name="Batch">Sequences per step B.</param>
 /// <param name="Optimizer">sgd, adagrad, rmsprop, adam or adamw.</param>
 /// <param name="LearningRate">Base learning rate.</param>
@@ -37,7 +42,7 @@ public enum TaskKind
 /// Data-parallel shards: each step's batch is split into this many equal parts, each running forward, loss and
 /// backward into its own gradient arena (on its own thread when <see cref="Kernels.Parallelism.MaxThreads"/> allows),
 /// summed in a fixed order. Part of the run's definition: the results depend on the shard count, never on the thread
-/// count (1 shard: today's single pass, whose large GEMMs split across threads instead).
+/// count (1 shard: today's single pass, whose large GEMMs split across threads instead). The sequence task takes 1 only.
 /// </param>
 /// <param name="Dropout">
 /// Dropout between layers (PyTorch's <c>nn.LSTM(dropout=p)</c>, <see cref="Layers.SequenceWorkspace.SetDropout"/>), training
@@ -69,7 +74,7 @@ public sealed record TrainingConfig(
     float OutputDropout = 0f)
 {
     /// <summary>The task's name on the command line and in files: adding, copy, charlm.</summary>
-    public string TaskName => Task switch { TaskKind.Adding => "adding", TaskKind.Copy => "copy", _ => "charlm" };
+    public string TaskName => Task switch { TaskKind.Adding => "adding", TaskKind.Copy => "copy", TaskKind.Sequence => "seq", _ => "charlm" };
 
     /// <summary>Parses a task name.</summary>
     /// <exception cref="ArgumentException">Unknown name.</exception>
@@ -78,7 +83,8 @@ public sealed record TrainingConfig(
         "adding" => TaskKind.Adding,
         "copy" => TaskKind.Copy,
         "charlm" => TaskKind.CharLm,
-        _ => throw new ArgumentException($"unknown task '{name}'; expected adding, copy or charlm.", nameof(name)),
+        "seq" => TaskKind.Sequence,
+        _ => throw new ArgumentException($"unknown task '{name}'; expected adding, copy, charlm or seq.", nameof(name)),
     };
 
     /// <summary>Checks every field.</summary>
@@ -91,6 +97,8 @@ public sealed record TrainingConfig(
         if (Batch <= 0) throw new ArgumentException($"batch must be positive, got {Batch}.", nameof(Batch));
         if (Shards < 1 || Shards > Batch || Batch % Shards != 0)
             throw new ArgumentException($"shards must divide the batch ({Batch}) into equal parts, got {Shards}.", nameof(Shards));
+        if (Shards > 1 && Task == TaskKind.Sequence)
+            throw new ArgumentException($"shards > 1 (got {Shards}) is not supported for the sequence task: its batches have different numbers of valid steps per shard; use 1 shard (the large GEMMs still split across threads).", nameof(Shards));
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"lr must be positive, got {LearningRate}.", nameof(LearningRate));
         if (!(Clip >= 0) || !float.IsFinite(Clip)) throw new ArgumentException($"clip must be non-negative, got {Clip}.", nameof(Clip));
         if (!(Momentum >= 0) || !float.IsFinite(Momentum)) throw new ArgumentException($"momentum must be finite and non-negative, got {Momentum}.", nameof(Momentum));
