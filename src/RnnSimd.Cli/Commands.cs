@@ -100,6 +100,8 @@ internal static partial class Commands
         o.WriteLine($"RnnSimd {version}");
         o.WriteLine($".NET {RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})");
         o.WriteLine($"active kernel set: {KernelSet.Default.Name} ({KernelSet.Default.Description})");
+        o.WriteLine($"the CPU offers: {KernelSet.CpuBest.Name} (CPUID){(KernelSet.DefaultIsNarrowerThanCpu ? ": NARROWER THAN THE CPU OFFERS" : "")}");
+        o.WriteLine($"why: {KernelSet.DefaultReason}");
         string forced = Environment.GetEnvironmentVariable(KernelSet.EnvironmentVariable) ?? "";
         o.WriteLine($"{KernelSet.EnvironmentVariable}: {(forced.Length == 0 ? "(not set)" : forced)}");
         o.WriteLine("kernel sets:");
