@@ -40,8 +40,10 @@ public sealed unsafe partial class RecurrentNetwork
             }
         }
         foreach (var name in weights.Keys)
-            if (!Parameters.Contains(name))
-                throw new ArgumentException($"tensor '{name}' is not a parameter of this {options.CellName} network.", nameof(weights));
+            if (!Parameters.Contains(name) || !IsWeightMatrix(name))
+                throw new ArgumentException(Parameters.Contains(name)
+                    ? $"tensor '{name}' is not a weight matrix; biases and peepholes are given as float32 (floats)."
+                    : $"tensor '{name}' is not a parameter of this {options.CellName} network.", nameof(weights));
         _driver = CellRegistry.Get(options.Cell).Driver(options);
         _layers = new LayerWeights[options.NumLayers * options.Directions];
         for (int l = 0; l < options.NumLayers; l++)
@@ -166,7 +168,7 @@ public sealed unsafe partial class RecurrentNetwork
     {
         var o = Options;
         int L = o.NumLayers, H = o.HiddenSize, Hout = o.OutputHidden;
-        bool cell = c != null && _driver.Records.HasFlag(Cells.CellRecords.CellState);
+        bool cell = c != null && (_driver.Records & Cells.CellRecords.CellState) != 0; // not HasFlag: it boxes in tier-0 code (48 B a call)
         for (int b = 0; b < batch; b++)
         {
             float* xb = x + (long)b * o.InputSize;
