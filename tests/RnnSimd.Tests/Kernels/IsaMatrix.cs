@@ -6,7 +6,7 @@ using RnnSimd.Kernels;
 namespace RnnSimd.Tests.Kernels;
 
 /// <summary>
-/// Re-runs every kernel test (Category=Kernels), and the shared-network and multi-stream tests, in a child process with wide instruction sets switched off in the
+/// Re-runs every kernel test (Category=Kernels), and the shared-network, multi-stream and reduced-precision tests, in a child process with wide instruction sets switched off in the
 /// runtime, so the narrower code paths are compiled and tested as a CPU without those instructions would run them.
 /// The child first asserts that the setting took effect (<see cref="IsaEnvironment.Requested_instruction_sets_took_effect"/>).
 /// .NET 10 renamed the AVX-512 knob: DOTNET_EnableAVX512F=0 alone no longer disables it, so the child gets both
@@ -21,10 +21,15 @@ public class IsaMatrix
     [InlineData("scalar", new[] { "DOTNET_EnableHWIntrinsic=0" }, null)]
     // An AVX2 CPU without AVX-VNNI (Zen 3): the int8 products take the vpmaddwd path. Only the tests that differ there.
     [InlineData("avx2,scalar", new[] { "DOTNET_EnableAVX512F=0", "DOTNET_EnableAVX512=0", "DOTNET_EnableAVXVNNI=0" },
-        "FullyQualifiedName~QuantizedGemvTests|FullyQualifiedName~IsaEnvironment")]
+        "FullyQualifiedName~QuantizedGemvTests|FullyQualifiedName~IsaEnvironment|FullyQualifiedName~ReducedPrecisionTests")]
+    // An AVX-512 CPU without AVX-VNNI (Skylake-SP): the avx512 set's int8 products take 512-bit vpmaddwd (AVX-512BW), the
+    // only run where whole networks use that path. Needs AVX-512 and AVX-VNNI in the parent (else nothing differs).
+    [InlineData("avx512,avx2,scalar", new[] { "DOTNET_EnableAVXVNNI=0" },
+        "FullyQualifiedName~QuantizedGemvTests.Int8_paths|FullyQualifiedName~IsaEnvironment|FullyQualifiedName~ReducedPrecisionTests")]
     public async Task Kernel_tests_pass_with_instruction_sets_disabled(string expectedSets, string[] environment, string? only)
     {
         if (Environment.GetEnvironmentVariable(ExpectVariable) is not null) return; // already a child: no recursion
+        if (expectedSets.Contains("avx512") && !(KernelSet.Avx512.IsSupported && AvxVnni.IsSupported)) return;
         string dll = typeof(IsaMatrix).Assembly.Location;
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -32,9 +37,9 @@ public class IsaMatrix
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        // The kernels, and the tests of one network shared by threads and of the multi-stream stepper (their bitwise
-        // claims must hold for the code the JIT emits without the wide instructions too).
-        string filter = only ?? "Category=Kernels|FullyQualifiedName~SharedNetworkTests|FullyQualifiedName~MultiStreamTests";
+        // The kernels, and the tests of one network shared by threads, of the multi-stream stepper and of the reduced-
+        // precision networks (their bitwise claims must hold for the code the JIT emits without the wide instructions too).
+        string filter = only ?? "Category=Kernels|FullyQualifiedName~SharedNetworkTests|FullyQualifiedName~MultiStreamTests|FullyQualifiedName~ReducedPrecisionTests";
         foreach (var arg in new[] { "test", dll, "--filter", filter }) psi.ArgumentList.Add(arg);
         foreach (var kv in environment)
         {
