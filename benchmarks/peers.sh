@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the peer benchmarks (RnnSimd beside LibTorch via TorchSharp and ONNX Runtime; benchmarks/RnnSimd.Peers)
 # and keeps the results in perf-results/<cpu-short-name>/peers/.
-#   benchmarks/peers.sh [quick|full] [BenchmarkDotNet filter, default '*']
+#   benchmarks/peers.sh [quick|full] [BenchmarkDotNet filter ..., default '*'; several are OR-ed]
 # quick: 3 warm-up + 8 measured iterations, 1 launch per case; full: BenchmarkDotNet's adaptive defaults.
 # A filter may name parameters too, e.g. '*StreamStep*' (S1 only, every precision) or '*SeqInfer*lstm*' or '*S1*Threads: 1*'.
 # First checks that every peer computes RnnSimd's function (--verify; stops if one does not), then runs the
@@ -13,8 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-full}"
-filter="${2:-*}"
-case "$mode" in quick|full) ;; *) echo "usage: $0 [quick|full] [filter]" >&2; exit 2 ;; esac
+filters=("${@:2}")
+[ ${#filters[@]} -gt 0 ] || filters=('*')
+case "$mode" in quick|full) ;; *) echo "usage: $0 [quick|full] [filter ...]" >&2; exit 2 ;; esac
 
 cpu=$(bash benchmarks/cpu-name.sh)
 out="perf-results/$cpu/peers"
@@ -31,17 +32,18 @@ if ! peers --verify > "$artifacts/verify.txt"; then
   echo "a peer does not compute RnnSimd's function (see above); nothing benchmarked" >&2
   exit 1
 fi
-peers --filter "$filter" --artifacts "$artifacts"
+peers --filter "${filters[@]}" --artifacts "$artifacts"
 
 mkdir -p "$out"
 cp "$artifacts"/results/*-report-github.md "$artifacts"/results/*-report-full.json "$artifacts/verify.txt" "$out"/
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "mode: $mode"
-  echo "filter: $filter"
+  echo "filter: ${filters[*]}"
   echo "cpu: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) logical cores"
   echo "flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -oE 'avx512f|avx2|fma' | sort -u | tr '\n' ' ')"
   echo "kernel: $(uname -sr)"
+  echo "load average (1, 5, 15 min) after the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
   echo "dotnet sdk: $(dotnet --version)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
   peers --versions
