@@ -86,6 +86,7 @@ internal static partial class Commands
 
         AddTrainingCommands(root, o, e);
         AddOnnxCommands(root, o, e);
+        root.Subcommands.Add(EvaluateCommand.Create(o));
         root.Subcommands.Add(QuantizeCommand.Create(o));
         return root;
     }
