@@ -8,7 +8,6 @@ using RnnSimd.Training;
 namespace RnnSimd.Cli;
 
 /// <summary>One precision's validation loss: nats per character over <see cref="Predictions"/> predicted characters.</summary>
-internal readonly record struct ValidationResult(double NatsPerChar, long Predictions);
 
 /// <summary>One row of the S2 error table: a cell in a reduced precision against its float32 network.</summary>
 /// <param name="WeightError">||W_q - W|| / ||W|| over every weight matrix (the quantization error itself).</param>
@@ -87,7 +86,7 @@ internal static class EvaluateCommand
         int[] validation = trainer.Corpus!.Validation;
         o.WriteLine($"{checkpoint}: {net.Options.CellName} hidden {c.Hidden} x{c.Layers}, vocabulary {trainer.Corpus.Vocabulary.Length}, step {trainer.StepCount}, kernels {net.Kernels.Name}");
         var sw = Stopwatch.StartNew();
-        var first = ValidationLoss(net, trainer.Head, validation, c.Batch, c.SeqLen, chunks);
+        var first = CharLmEvaluation.ValidationLoss(net, trainer.Head, validation, c.Batch, c.SeqLen, chunks);
         double firstSeconds = sw.Elapsed.TotalSeconds;
         o.WriteLine($"validation: the last {validation.Length} characters of {textPath}, as {c.Batch} streams read in chunks of {c.SeqLen} (at most {chunks}): "
             + $"{first.Predictions} predictions");
@@ -98,7 +97,7 @@ internal static class EvaluateCommand
         {
             sw.Restart();
             var q = p == Precision.Float32 ? net : net.ToInference(p);
-            var r = p == Precision.Float32 ? first : ValidationLoss(q, trainer.Head, validation, c.Batch, c.SeqLen, chunks);
+            var r = p == Precision.Float32 ? first : CharLmEvaluation.ValidationLoss(q, trainer.Head, validation, c.Batch, c.SeqLen, chunks);
             double seconds = p == Precision.Float32 ? firstSeconds : sw.Elapsed.TotalSeconds;
             o.WriteLine($"| {p.Name()} | {Nats(r)} | {Relative(r.NatsPerChar, reference)} | {WeightBytes(q):N0} | {seconds:F1} |");
         }
@@ -112,7 +111,7 @@ internal static class EvaluateCommand
             foreach (var p in new[] { Precision.BFloat16, Precision.Int8 })
                 foreach (var (label, select) in Parts(c.Layers))
                 {
-                    var r = ValidationLoss(WithRoundedWeights(net, p, select), trainer.Head, validation, c.Batch, c.SeqLen, chunks);
+                    var r = CharLmEvaluation.ValidationLoss(WithRoundedWeights(net, p, select), trainer.Head, validation, c.Batch, c.SeqLen, chunks);
                     o.WriteLine($"| {label} | {p.Name()} | {Nats(r)} | {Relative(r.NatsPerChar, reference)} |");
                 }
         }
@@ -164,54 +163,6 @@ internal static class EvaluateCommand
         return copy;
     }
 
-    /// <summary>
-    /// The validation loss as <see cref="Trainer.Evaluate"/> computes it for a character LM, for any network (float32 or
-    /// reduced) and head: the text cut into <paramref name="batch"/> contiguous streams, each read from a zero state in
-    /// chunks of <paramref name="steps"/> characters with the state carried from chunk to chunk, at most
-    /// <paramref name="maxChunks"/> chunks; the summed cross-entropy of every next character over their count.
-    /// Deterministic: one inference workspace, sums in double in a fixed order.
-    /// </summary>
-    internal static ValidationResult ValidationLoss(RecurrentNetwork net, Linear head, int[] text, int batch, int steps, int maxChunks)
-    {
-        var o = net.Options;
-        int B = batch, T = steps, V = o.InputSize, rows = T * B, Hout = o.OutputHidden;
-        if (head.InFeatures != Hout || head.OutFeatures != V)
-            throw new ArgumentException($"the head is ({head.OutFeatures}, {head.InFeatures}); expected (vocabulary, Hout) = ({V}, {Hout}).", nameof(head));
-        int slice = text.Length / B;
-        if (slice < 2) throw new ArgumentException($"the validation text ({text.Length} characters) is too short for {B} streams of 2.", nameof(text));
-        var ws = net.CreateInferenceWorkspace(T, B);
-        float[] x = new float[rows * V];                    // (T, B, V) one-hot
-        float[] y = new float[rows * Hout];                 // (T, B, Hout)
-        float[] logits = new float[rows * V], dLogits = new float[rows * V];  // (T*B, V)
-        float[] mask = new float[rows];                     // (T*B) 1 where a next character exists
-        int[] targets = new int[rows];                      // (T*B)
-        float[] h = new float[o.NumLayers * B * Hout];      // (L, B, Hout) carried
-        float[] cs = new float[o.Cell == CellType.Lstm ? o.NumLayers * B * o.HiddenSize : 0]; // (L, B, H) carried
-        double sum = 0;
-        long count = 0;
-        for (int chunk = 0; chunk < maxChunks && (chunk * T) + 1 < slice; chunk++)
-        {
-            int len = Math.Min(T, slice - 1 - chunk * T);
-            Array.Clear(x);
-            Array.Clear(mask);
-            Array.Clear(targets);
-            for (int b = 0; b < B; b++)
-            {
-                int start = b * slice + chunk * T;
-                for (int t = 0; t < len; t++)
-                {
-                    x[(t * B + b) * V + text[start + t]] = 1f;
-                    targets[t * B + b] = text[start + t + 1];
-                    mask[t * B + b] = 1f;
-                }
-            }
-            net.Forward(x, T, B, h, cs, y, h, cs, ws);
-            head.Forward(y, rows, logits);
-            sum += Losses.SoftmaxCrossEntropy(net.Kernels, logits, targets, V, mask, dLogits, mean: false);
-            count += (long)len * B;
-        }
-        return new ValidationResult(sum / count, count);
-    }
 
     // ---------------- S2 output error ----------------
 

@@ -643,37 +643,9 @@ public sealed unsafe class Trainer
         return sum / batches;
     }
 
-    private double EvaluateText(int[] text, int maxChunks)
-    {
-        int B = Config.Batch, T = _steps, V = _inputSize, rows = T * B;
-        int slice = text.Length / B;
-        if (slice < 2) return double.NaN;
-        var h = new float[_h.Length];
-        var c = new float[_c.Length];
-        double sum = 0;
-        long count = 0;
-        for (int chunk = 0; chunk < maxChunks && (chunk * T) + 1 < slice; chunk++)
-        {
-            int len = Math.Min(T, slice - 1 - chunk * T);
-            Array.Clear(_x);
-            var mask = new float[rows];
-            for (int b = 0; b < B; b++)
-            {
-                int start = b * slice + chunk * T;
-                for (int t = 0; t < len; t++)
-                {
-                    _x[(t * B + b) * V + text[start + t]] = 1f;
-                    _targets[t * B + b] = text[start + t + 1];
-                    mask[t * B + b] = 1f;
-                }
-            }
-            Network.Forward(_x, T, B, h, c, _y, h, c, _ws);
-            Head.Forward(_y, rows, _pred);
-            sum += Losses.SoftmaxCrossEntropy(Network.Kernels, _pred, _targets, _outputs, mask, _dPred, mean: false);
-            count += (long)len * B;
-        }
-        return sum / count;
-    }
+    private double EvaluateText(int[] text, int maxChunks) =>
+        text.Length / Config.Batch < 2 ? double.NaN
+        : CharLmEvaluation.ValidationLoss(Network, Head, text, Config.Batch, _steps, maxChunks).NatsPerChar;
 
     /// <summary>
     /// The vanishing-gradient picture: for a fixed batch, the L2 norm of dL/dh_t (over the batch and the hidden units)

@@ -46,15 +46,15 @@ public sealed class EvaluateCommandTests(ITestOutputHelper output) : IDisposable
         double expected = trainer.Evaluate();          // the trainer's own held-out code
         Assert.True(expected < 0.8 * Math.Log(corpus.Vocabulary.Length), $"the tiny model did not learn: {expected} nats/char");
 
-        var f32 = EvaluateCommand.ValidationLoss(trainer.Network, trainer.Head, corpus.Validation, 4, 16, 32);
+        var f32 = CharLmEvaluation.ValidationLoss(trainer.Network, trainer.Head, corpus.Validation, 4, 16, 32);
         Assert.True(Math.Abs(f32.NatsPerChar - expected) <= 1e-6 * expected, $"evaluate {f32.NatsPerChar:R} vs trainer {expected:R}");
         Assert.Equal((corpus.Validation.Length / 4 - 1) * 4, f32.Predictions);   // every stream's next characters, all chunks
 
         foreach (var p in new[] { Precision.BFloat16, Precision.Int8 })
         {
             var reduced = trainer.Network.ToInference(p);
-            var a = EvaluateCommand.ValidationLoss(reduced, trainer.Head, corpus.Validation, 4, 16, 32);
-            var b = EvaluateCommand.ValidationLoss(trainer.Network.ToInference(p), trainer.Head, corpus.Validation, 4, 16, 32);
+            var a = CharLmEvaluation.ValidationLoss(reduced, trainer.Head, corpus.Validation, 4, 16, 32);
+            var b = CharLmEvaluation.ValidationLoss(trainer.Network.ToInference(p), trainer.Head, corpus.Validation, 4, 16, 32);
             Assert.Equal(BitConverter.DoubleToInt64Bits(a.NatsPerChar), BitConverter.DoubleToInt64Bits(b.NatsPerChar));
             double relative = (a.NatsPerChar - expected) / expected;
             output.WriteLine($"{cell} {p.Name()}: {a.NatsPerChar:F5} vs float32 {expected:F5} ({100 * relative:F3} %)");
