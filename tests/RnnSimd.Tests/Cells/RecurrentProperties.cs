@@ -132,6 +132,12 @@ public class RecurrentProperties
         Close($"h_n {tag}", hN, oracle.HN);
         if (lstm) Close($"c_n {tag}", cN, oracle.CN!);
         if (oracle.MinKinkDistance < KinkMargin) return;
+        // With dropout, whole time steps' gradients can be zeroed, so the tensor's largest magnitude (the absolute part of
+        // the tolerance) no longer covers one step whose path ran through a nearly saturated tanh/sigmoid, where 1 - v^2
+        // computed from the float v has relative error ~2^-24 / (1 - |v|) (found: rnn_tanh, H = 1, 1 - |h| ~ 1e-4 gave
+        // 1e-3 relative error in that step's input gradient, against the oracle, with every other step dropped).
+        // Forward values are compared above in every case.
+        if (dropout > 0 && oracle.MinSaturationMargin < 1e-3) return;
 
         float[] dy = y.Select((v, k) => v - target[k]).ToArray();
         float[] dhN = hN.Select((v, k) => v - targetHn[k]).ToArray();

@@ -87,6 +87,13 @@ public sealed class NaiveResult
     /// kink may be compared. Test plumbing, not part of the public API.
     /// </summary>
     internal double MinKinkDistance { get; init; } = double.PositiveInfinity;
+
+    /// <summary>
+    /// The smallest 1 - |v| over every activated gate and tanh(c) of the run: how close a tanh or sigmoid came to
+    /// saturating. Its derivative (1 - v^2, or v (1 - v)) is computed from the float v in the network, so its relative
+    /// error is about 2^-24 / (1 - |v|). Test plumbing, not part of the public API.
+    /// </summary>
+    internal double MinSaturationMargin { get; init; } = double.PositiveInfinity;
 }
 
 /// <summary>
@@ -281,7 +288,7 @@ public sealed class NaiveRecurrent
             }
         }
         double[] output = layerInput[L];
-        double minKink = double.PositiveInfinity;
+        double minKink = double.PositiveInfinity, minSaturation = double.PositiveInfinity;
         foreach (var step in steps)
         {
             if (step is null) continue;
@@ -293,6 +300,8 @@ public sealed class NaiveRecurrent
                 if (spec.Clip > 0) minKink = Math.Min(minKink, Math.Abs(Math.Abs(step.Pre[r]) - spec.Clip));
             }
             if (lstm && spec.H == "relu") foreach (double c in step.C!) minKink = Math.Min(minKink, Math.Abs(c));
+            foreach (double v in step.Gates) minSaturation = Math.Min(minSaturation, 1 - Math.Abs(v));
+            if (step.HC is not null) foreach (double v in step.HC) minSaturation = Math.Min(minSaturation, 1 - Math.Abs(v));
         }
 
         // ---- loss and its gradient with respect to output, h_n, c_n ----
@@ -363,7 +372,7 @@ public sealed class NaiveRecurrent
         {
             Output = output, HN = hn, CN = cn, Loss = loss,
             ParamGrads = grads, GradInput = dY, GradH0 = dH0, GradC0 = dC0,
-            MinKinkDistance = minKink,
+            MinKinkDistance = minKink, MinSaturationMargin = minSaturation,
         };
     }
 
