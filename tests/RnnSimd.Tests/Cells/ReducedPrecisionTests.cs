@@ -782,22 +782,9 @@ public sealed class ReducedPrecisionTests(ITestOutputHelper output)
 
     // ================================================================== 5. threads
 
-    private const int Threads = 4;
+    private const int Threads = SharedNetworkTests.Threads;
 
-    /// <summary>Runs <paramref name="body"/>(thread) on <see cref="Threads"/> threads released at the same moment; rethrows the first failure.</summary>
-    private static void RunTogether(Action<int> body)
-    {
-        using var start = new Barrier(Threads);
-        var errors = new Exception?[Threads];
-        var threads = Enumerable.Range(0, Threads).Select(i => new Thread(() =>
-        {
-            try { start.SignalAndWait(); body(i); }
-            catch (Exception e) { errors[i] = e; }
-        })).ToArray();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
-        foreach (var e in errors) if (e is not null) throw new AggregateException(e);
-    }
+    private static void RunTogether(Action<int> body) => SharedNetworkTests.RunTogether(body);
 
     /// <summary>
     /// One fresh reduced network (and a fresh bidirectional one) shared by 4 threads released together, each stepping its

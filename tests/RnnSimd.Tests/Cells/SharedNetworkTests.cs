@@ -12,7 +12,7 @@ namespace RnnSimd.Tests.Cells;
 [Trait("Category", "Cells")]
 public class SharedNetworkTests
 {
-    private const int Threads = 4;
+    internal const int Threads = 4;
     private static readonly string[] AllCells = ["lstm", "lstmp", "lstm_peep", "lstm_peep_coupled", "gru", "gru_orig", "rnn_tanh", "rnn_relu",
         "lstm_onnx", "lstm_onnx_peep_coupled", "gru_onnx", "gru_orig_onnx", "rnn_onnx"];
 
@@ -22,7 +22,7 @@ public class SharedNetworkTests
         RecurrentContractTests.Options(cell, layers, input: 17, hidden: 33, bidi: bidi);
 
     /// <summary>Runs <paramref name="body"/>(thread) on <see cref="Threads"/> threads released at the same moment; rethrows the first failure.</summary>
-    private static void RunTogether(Action<int> body)
+    internal static void RunTogether(Action<int> body)
     {
         using var start = new Barrier(Threads);
         var errors = new Exception?[Threads];
