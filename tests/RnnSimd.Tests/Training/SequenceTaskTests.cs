@@ -41,6 +41,11 @@ public class SequenceTaskTests : IDisposable
         Assert.Equal(64 * 10, ev.Predictions);
         Assert.True(ev.Loss < 0.05 * baseline, $"validation MSE {ev.Loss:F5} (before training {before:F4}), baseline {baseline:F4}");
         Assert.True(double.IsNaN(ev.Accuracy));
+        // The gradient-flow picture works for this task too: dL/dh_t at each of the T steps, for a fixed batch.
+        double[] flow = trainer.GradientFlow();
+        Assert.Equal(10, flow.Length);
+        Assert.All(flow, v => Assert.True(double.IsFinite(v) && v > 0));
+        Assert.Equal(BitConverter.DoubleToInt64Bits(ev.Loss), BitConverter.DoubleToInt64Bits(trainer.Evaluate())); // and changed nothing
     }
 
     [Fact]
