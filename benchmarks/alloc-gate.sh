@@ -19,8 +19,10 @@ fi
 # every thread in the process (GC.GetTotalAllocatedBytes), so the runtime's own background work (the finalizer thread,
 # the JIT) can add a few hundred bytes to one benchmark's single counted iteration: seen in CI once as 336 B/op on T2
 # lstm (one ~100 ms operation per iteration), never in three local runs of the same case. A hot path that allocates
-# does so on every operation of every run, so a run that fails only by allocation is repeated, up to 3 runs in all,
-# and the gate passes only if one whole run is clean; every run's table is printed.
+# does so on every operation of every run, so a run that fails only by allocation is repeated, up to 3 runs in all:
+# the gate passes when a whole run is clean, or when no benchmark allocated in every run so far (from the second run:
+# a loaded host showed S3 gru, S4, T2 and S2 rows allocating 1-336 B/op in one run and not the next), and fails when
+# one benchmark allocated in all 3 runs. Every run's table is printed.
 attempt=1
 while :; do
   run="$out/run$attempt"
@@ -44,8 +46,17 @@ while :; do
     grep -E 'Exception|error [A-Z]+[0-9]+|ExitCode != 0' "$log" | head -n 40 || true
     exit "$status"
   fi
+  # the benchmarks that allocated in every run so far
+  grep 'ALLOCATES' "$run/gate.md" | cut -d'|' -f2 | sed 's/^ *//; s/ *$//' | sort -u > "$run/allocating.txt"
+  if [ "$attempt" -eq 1 ]; then cp "$run/allocating.txt" "$out/every-run.txt"
+  else comm -12 "$out/every-run.txt" "$run/allocating.txt" > "$out/every-run.tmp" && mv "$out/every-run.tmp" "$out/every-run.txt"
+  fi
+  if [ "$attempt" -ge 2 ] && [ ! -s "$out/every-run.txt" ]; then
+    echo "alloc-gate: no benchmark allocated in every one of $attempt runs: the runtime's background work, not a hot path -> pass"
+    exit 0
+  fi
   if [ "$attempt" -ge 3 ]; then
-    echo "alloc-gate: a hot-path benchmark allocated in each of $attempt runs"
+    echo "alloc-gate: allocated in each of $attempt runs:"; sed 's/^/  /' "$out/every-run.txt"
     exit 1
   fi
   attempt=$((attempt + 1))
