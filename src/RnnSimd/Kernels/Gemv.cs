@@ -108,14 +108,23 @@ internal static unsafe class Gemv
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store512(Vector512<float> v, float* y, int valid, bool accumulate)
+    internal static void Store512(Vector512<float> v, float* y, int valid, bool accumulate)
     {
         if (valid >= 16)
         {
             if (accumulate) v += Vector512.Load(y);
             v.Store(y);
-            return;
         }
+        else
+        {
+            StorePartial(v, y, valid, accumulate);
+        }
+    }
+
+    /// <summary>The last tile's valid rows (apart, so the stackalloc does not keep <see cref="Store512"/> from inlining).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void StorePartial(Vector512<float> v, float* y, int valid, bool accumulate)
+    {
         float* tmp = stackalloc float[16];
         v.Store(tmp);
         for (int i = 0; i < valid; i++) y[i] = accumulate ? y[i] + tmp[i] : tmp[i];

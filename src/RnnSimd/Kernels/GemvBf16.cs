@@ -99,8 +99,8 @@ internal static unsafe class GemvBf16
             // JIT keeps all eight accumulators in registers (with the call between them it spilled one inside the loop)
             var first = (s0 + s1) + (s2 + s3);
             var second = (v0 + v1) + (v2 + v3);
-            Store512(first, y + t * 16, rows - t * 16, accumulate);
-            Store512(second, y + (t + 1) * 16, rows - (t + 1) * 16, accumulate);
+            Gemv.Store512(first, y + t * 16, rows - t * 16, accumulate);
+            Gemv.Store512(second, y + (t + 1) * 16, rows - (t + 1) * 16, accumulate);
         }
         if (t < tiles)
         {
@@ -124,31 +124,10 @@ internal static unsafe class GemvBf16
                 if (c + 1 < cols) s1 = Vector512.FusedMultiplyAdd(Odd(pa), Vector512.Create(x[c + 1]), s1);
                 if (c + 2 < cols) s2 = Vector512.FusedMultiplyAdd(Even(Vector512.Load(a + (nint)c * 8 + 16)), Vector512.Create(x[c + 2]), s2);
             }
-            Store512((s0 + s1) + (s2 + s3), y + t * 16, rows - t * 16, accumulate);
+            Gemv.Store512((s0 + s1) + (s2 + s3), y + t * 16, rows - t * 16, accumulate);
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store512(Vector512<float> v, float* y, int valid, bool accumulate)
-    {
-        if (valid >= 16)
-        {
-            if (accumulate) v += Vector512.Load(y);
-            v.Store(y);
-        }
-        else
-        {
-            StorePartial(v, y, valid, accumulate);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void StorePartial(Vector512<float> v, float* y, int valid, bool accumulate)
-    {
-        float* tmp = stackalloc float[16];
-        v.Store(tmp);
-        for (int i = 0; i < valid; i++) y[i] = accumulate ? y[i] + tmp[i] : tmp[i];
-    }
 
     /// <summary>One tile at a time: rows 0-7 (s) and 8-15 (h), four chains each, as <see cref="Gemv"/>'s 256-bit kernel.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
